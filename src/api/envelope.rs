@@ -1,0 +1,182 @@
+//! The GeWe wire envelope, and the one place where every layer's error becomes one.
+//!
+//! GeWe routes always answer HTTP 200 with `application/json;charset=UTF-8` and
+//! `{ret, msg[, data]}`; clients look only at `ret == 200`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::middleware::current_request_id;
+use crate::auth::AuthError;
+use crate::domain::{AvatarError, DomainError, FieldError};
+
+pub const JSON_UTF8: &str = "application/json;charset=UTF-8";
+
+#[derive(Debug, Serialize)]
+pub struct Envelope<T: Serialize> {
+    pub ret: i32,
+    pub msg: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
+}
+
+impl Envelope<()> {
+    /// Success without data, e.g. `{"ret":200,"msg":"操作成功"}`.
+    pub fn done(msg: &str) -> Self {
+        Envelope {
+            ret: 200,
+            msg: msg.to_owned(),
+            data: None,
+        }
+    }
+}
+
+impl<T: Serialize> Envelope<T> {
+    pub fn ok(msg: &str, data: T) -> Self {
+        Envelope {
+            ret: 200,
+            msg: msg.to_owned(),
+            data: Some(data),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Envelope<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self) {
+            Ok(body) => json_response(body),
+            Err(e) => ApiError::internal(format!("cannot serialise response: {e}")).into_response(),
+        }
+    }
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    response
+}
+
+/// `data` of an error envelope: a machine code and a human detail.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub msg: String,
+}
+
+/// A failed GeWe call: `{"ret":500,"msg":…,"data":{"code":…,"msg":…}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub msg: String,
+    pub detail: Option<ErrorDetail>,
+}
+
+impl ApiError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        ApiError {
+            msg: msg.into(),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(
+        msg: impl Into<String>,
+        code: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            msg: msg.into(),
+            detail: Some(ErrorDetail {
+                code: code.into(),
+                msg: detail.into(),
+            }),
+        }
+    }
+
+    /// A failure that is ours, not the caller's: logged in full, answered with the
+    /// request id so the log line can be found.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let request_id = current_request_id().unwrap_or_default();
+        tracing::error!(%cause, %request_id, "internal error");
+        ApiError::with_detail(
+            "服务器内部错误",
+            "internal",
+            format!("请求ID: {request_id}"),
+        )
+    }
+
+    /// Maps a domain failure of operation `op` (e.g. "修改头像") to GeWe's
+    /// `<op>失败` envelope.
+    pub fn operation(op: &str, err: DomainError) -> Self {
+        let failed = format!("{op}失败");
+        match err {
+            DomainError::DeviceNotFound(app_id) => {
+                ApiError::with_detail(failed, "-1", format!("[{app_id}]设备不存在"))
+            }
+            DomainError::WxidTaken(wxid) => {
+                ApiError::with_detail(failed, "wxid-taken", format!("wxid {wxid} 已被占用"))
+            }
+            DomainError::InvalidInput(detail) => {
+                ApiError::with_detail(failed, "invalid-input", detail)
+            }
+            DomainError::Avatar(err) => {
+                let (code, detail) = avatar_error_detail(&err);
+                if code == "internal" {
+                    return ApiError::internal(err);
+                }
+                ApiError::with_detail(failed, code, detail)
+            }
+            DomainError::Storage(e) => ApiError::internal(e),
+            DomainError::Repo(e) => ApiError::internal(e),
+            DomainError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+fn avatar_error_detail(err: &AvatarError) -> (&'static str, String) {
+    match err {
+        AvatarError::Fetch(e) => (e.code(), e.message()),
+        AvatarError::Image(e) => (e.code(), e.message()),
+        AvatarError::Busy(_) => ("busy", "系统繁忙，图片处理排队超时，请稍后再试".to_owned()),
+        AvatarError::Timeout(t) => (
+            "timeout",
+            format!("处理超时: 下载和处理图片超过{}秒", t.as_secs_f32()),
+        ),
+        AvatarError::Worker(_) => ("internal", String::new()),
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        match err {
+            FieldError::Missing(field) => ApiError::new(format!("{field}不可为空")),
+            FieldError::Invalid { field, detail } => {
+                ApiError::with_detail(format!("{field}格式错误"), "invalid-field", detail)
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Missing => ApiError::new("header:X-GEWE-TOKEN 不可为空"),
+            AuthError::Unknown => ApiError::new("header:X-GEWE-TOKEN 不可用或已过期"),
+            AuthError::Repo(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let envelope = Envelope {
+            ret: 500,
+            msg: self.msg,
+            data: self.detail,
+        };
+        // Serialising strings and a struct of strings cannot fail.
+        json_response(serde_json::to_vec(&envelope).unwrap_or_default())
+    }
+}

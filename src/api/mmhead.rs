@@ -1,0 +1,109 @@
+//! `GET|HEAD /mmhead/<id>/<size>`: avatar variants, named like WeChat's
+//! `wx.qlogo.cn/mmhead/…/<size>` links.
+//!
+//! An id names content that never changes, so responses are cacheable forever and
+//! a new avatar is a new URL: nothing stale can be shown after an update.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::imaging::AvatarSize;
+
+const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
+
+pub async fn serve_variant(
+    State(state): State<AppState>,
+    Path((id, size)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(size) = AvatarSize::from_label(&size) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !is_avatar_id(&id) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let etag = format!("\"{id}-{}\"", size.label());
+    if matches_if_none_match(&headers, &etag) {
+        return match state.storage.has_variant(&id, size).await {
+            Ok(true) => cached_headers(StatusCode::NOT_MODIFIED, &etag).into_response(),
+            Ok(false) => StatusCode::NOT_FOUND.into_response(),
+            Err(e) => storage_failure(e),
+        };
+    }
+    match state.storage.get_variant(&id, size).await {
+        Ok(Some(jpeg)) => {
+            let (status, mut headers) = cached_headers(StatusCode::OK, &etag);
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+            (status, headers, jpeg).into_response()
+        }
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => storage_failure(e),
+    }
+}
+
+fn cached_headers(status: StatusCode, etag: &str) -> (StatusCode, HeaderMap) {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_FOREVER),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, value);
+    }
+    (status, headers)
+}
+
+fn storage_failure(err: crate::storage::StorageError) -> Response {
+    tracing::error!(error = %err, "cannot read avatar from blob storage");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
+/// Content ids are 32 lowercase hex characters; anything else cannot exist.
+fn is_avatar_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `W/` is ignored.
+fn matches_if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|candidate| candidate.trim())
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_lists_and_weak_tags_match() {
+        let etag = "\"abc-0\"";
+        for value in ["\"abc-0\"", "W/\"abc-0\"", "\"x\", \"abc-0\"", "*"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
+            assert!(matches_if_none_match(&headers, etag), "{value}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"abc-132\""),
+        );
+        assert!(!matches_if_none_match(&headers, etag));
+    }
+
+    #[test]
+    fn only_content_ids_are_avatar_ids() {
+        assert!(is_avatar_id("0123456789abcdef0123456789abcdef"));
+        assert!(!is_avatar_id("../../etc/passwd"));
+        assert!(!is_avatar_id("0123456789ABCDEF0123456789ABCDEF"));
+    }
+}

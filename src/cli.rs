@@ -1,0 +1,228 @@
+//! `gewe`: run the server, and administer tokens, accounts and pictures on the
+//! same data directory (safe while the server runs).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use url::Url;
+
+use crate::auth::Tokens;
+use crate::config::{Overrides, Settings};
+use crate::domain::{AccountDraft, Accounts};
+use crate::imaging::{self, AvatarSize};
+use crate::startup::{Application, open_repo, open_storage};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gewe",
+    version,
+    about = "A self-hosted server that speaks the GeWe WeChat-bot HTTP API"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// TOML settings file (lowest priority after built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory holding the SQLite database and the blob folder [default: ./gewe-data].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL [default: sqlite://<data-dir>/gewe.db].
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:2531].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Base URL for the avatar links the server hands out [default: http://<listen>].
+        #[arg(long)]
+        public_url: Option<Url>,
+    },
+    /// Manage API tokens (X-GEWE-TOKEN).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage accounts (devices, appIds).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Run the avatar pipeline on local pictures.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue a new token and print it (the only time it is shown).
+    Create {
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Create an online account owned by a token and print its appId.
+    Create {
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        wxid: Option<String>,
+        #[arg(long)]
+        nickname: Option<String>,
+        #[arg(long)]
+        alias: Option<String>,
+        #[arg(long)]
+        mobile: Option<String>,
+        /// 0 unknown, 1 male, 2 female.
+        #[arg(long)]
+        sex: Option<i64>,
+        #[arg(long)]
+        province: Option<String>,
+        #[arg(long)]
+        city: Option<String>,
+        #[arg(long)]
+        signature: Option<String>,
+        #[arg(long)]
+        country: Option<String>,
+    },
+    /// List a token's accounts: appId, wxid, nickname (tab-separated).
+    List {
+        #[arg(long)]
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Decode a picture and write the five avatar variants (0.jpg, 132.jpg, 96.jpg, 64.jpg, 46.jpg).
+    Render {
+        file: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut overrides = Overrides {
+        data_dir: cli.global.data_dir,
+        database_url: cli.global.database_url,
+        ..Overrides::default()
+    };
+    if let Command::Serve { listen, public_url } = &cli.command {
+        overrides.listen = *listen;
+        overrides.public_url = public_url.clone();
+    }
+    let settings =
+        Settings::load(cli.global.config.as_deref(), &overrides).context("invalid settings")?;
+    let quiet = !matches!(cli.command, Command::Serve { .. });
+    telemetry::init(settings.log_format, if quiet { "warn" } else { "info" });
+
+    match cli.command {
+        Command::Serve { .. } => {
+            Application::build(&settings)
+                .await?
+                .run_until_stopped()
+                .await?
+        }
+        Command::Token(TokenCommand::Create { label }) => {
+            let tokens = Tokens::new(open_repo(&settings).await?);
+            println!("{}", tokens.issue(label.as_deref()).await?.token);
+        }
+        Command::Account(command) => account(&settings, command).await?,
+        Command::Image(ImageCommand::Render { file, out }) => render(&settings, &file, &out)?,
+    }
+    Ok(())
+}
+
+async fn account(settings: &Settings, command: AccountCommand) -> anyhow::Result<()> {
+    let repo = open_repo(settings).await?;
+    let tokens = Tokens::new(repo.clone());
+    let accounts = Accounts::new(repo, open_storage(settings)?);
+    let owner = |token: String| {
+        let tokens = tokens.clone();
+        async move {
+            tokens
+                .authenticate(Some(&token))
+                .await
+                .map_err(|_| anyhow::anyhow!("unknown token (create one with `gewe token create`)"))
+        }
+    };
+    match command {
+        AccountCommand::Create {
+            token,
+            wxid,
+            nickname,
+            alias,
+            mobile,
+            sex,
+            province,
+            city,
+            signature,
+            country,
+        } => {
+            let draft = AccountDraft {
+                wxid,
+                nick_name: nickname,
+                alias,
+                mobile,
+                sex,
+                province,
+                city,
+                signature,
+                country,
+            };
+            let account = accounts.create(owner(token).await?, draft).await?;
+            println!("{}", account.app_id);
+        }
+        AccountCommand::List { token } => {
+            for account in accounts.list(owner(token).await?).await? {
+                println!(
+                    "{}\t{}\t{}",
+                    account.app_id, account.wxid, account.nick_name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn render(
+    settings: &Settings,
+    file: &std::path::Path,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let limits = settings.avatar_config().limits;
+    let avatar = match imaging::render_avatar(&bytes, &limits) {
+        Ok(avatar) => avatar,
+        Err(e) => bail!("{}: {} ({})", file.display(), e.message(), e.code()),
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for size in AvatarSize::ALL {
+        let variant = avatar.get(size);
+        let path = out.join(format!("{}.jpg", size.label()));
+        std::fs::write(&path, &variant.jpeg)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!(
+            "{}\t{}x{}\t{} bytes",
+            path.display(),
+            variant.side,
+            variant.side,
+            variant.jpeg.len()
+        );
+    }
+    Ok(())
+}

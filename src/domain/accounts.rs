@@ -1,0 +1,101 @@
+use std::sync::Arc;
+
+use rand::Rng;
+
+use super::{AppId, DomainError, FieldError, Wxid, avatars::persist_avatar};
+use crate::imaging;
+use crate::repo::{AccountRecord, RepoError, Repository, TokenId};
+use crate::storage::BlobStore;
+
+/// What a caller may choose when creating an account; the rest gets plausible values.
+#[derive(Debug, Clone, Default)]
+pub struct AccountDraft {
+    pub wxid: Option<String>,
+    pub nick_name: Option<String>,
+    pub alias: Option<String>,
+    pub mobile: Option<String>,
+    pub sex: Option<i64>,
+    pub province: Option<String>,
+    pub city: Option<String>,
+    pub signature: Option<String>,
+    pub country: Option<String>,
+}
+
+/// An account's profile as GeWe's getProfile describes it, with the avatar as an id.
+pub type Profile = AccountRecord;
+
+#[derive(Clone)]
+pub struct Accounts {
+    repo: Arc<dyn Repository>,
+    storage: BlobStore,
+}
+
+impl Accounts {
+    pub fn new(repo: Arc<dyn Repository>, storage: BlobStore) -> Self {
+        Accounts { repo, storage }
+    }
+
+    /// Creates an online account owned by `owner`, with a generated default avatar
+    /// that is stored and served like any uploaded one.
+    pub async fn create(
+        &self,
+        owner: TokenId,
+        draft: AccountDraft,
+    ) -> Result<Profile, DomainError> {
+        let wxid = match draft.wxid {
+            Some(w) => Wxid::parse(&w).map_err(|e| match e {
+                FieldError::Invalid { detail, .. } => DomainError::InvalidInput(detail),
+                FieldError::Missing(field) => DomainError::InvalidInput(format!("{field}不可为空")),
+            })?,
+            None => Wxid::generate(),
+        };
+        if let Some(sex) = draft.sex
+            && !(0..=2).contains(&sex)
+        {
+            return Err(DomainError::InvalidInput(
+                "sex只能是0(未知)、1(男)或2(女)".into(),
+            ));
+        }
+        let seed = wxid.as_str().to_owned();
+        let avatar = tokio::task::spawn_blocking(move || imaging::default_avatar(&seed))
+            .await
+            .map_err(|e| DomainError::Internal(format!("default avatar task failed: {e}")))?;
+        let avatar = persist_avatar(&self.storage, &avatar).await?;
+        let record = AccountRecord {
+            app_id: AppId::generate(),
+            nick_name: draft.nick_name.unwrap_or_else(|| {
+                format!("微信用户{}", &wxid.as_str()[wxid.as_str().len() - 4..])
+            }),
+            wxid: wxid.as_str().to_owned(),
+            alias: draft.alias.unwrap_or_default(),
+            mobile: draft.mobile.unwrap_or_default(),
+            uin: rand::rng().random_range(1..=i64::from(i32::MAX)),
+            sex: draft.sex.unwrap_or(0),
+            province: draft.province.unwrap_or_default(),
+            city: draft.city.unwrap_or_default(),
+            signature: draft.signature.unwrap_or_default(),
+            country: draft.country.unwrap_or_else(|| "CN".to_owned()),
+            reg_country: "CN".to_owned(),
+            sns_bg_img: String::new(),
+            avatar_id: avatar.id.clone(),
+        };
+        match self.repo.insert_account(owner, &record, &avatar).await {
+            Ok(()) => Ok(record),
+            Err(RepoError::Conflict(_)) => Err(DomainError::WxidTaken(record.wxid)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The profile of `app_id`, if `owner` owns it. A device of another tenant is
+    /// reported exactly like one that does not exist.
+    pub async fn profile(&self, owner: TokenId, app_id: &AppId) -> Result<Profile, DomainError> {
+        self.repo
+            .find_account(owner, app_id)
+            .await?
+            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
+    }
+
+    pub async fn list(&self, owner: TokenId) -> Result<Vec<Profile>, DomainError> {
+        Ok(self.repo.list_accounts(owner).await?)
+    }
+}

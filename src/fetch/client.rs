@@ -1,0 +1,223 @@
+//! The [`Fetcher`]: one GET, redirects by hand, timeouts and byte limits.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Empty};
+use hyper::header::{ACCEPT, CONTENT_LENGTH, HeaderMap, LOCATION, USER_AGENT};
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::connector::{ConnectError, Dial, GuardedConnector, Resolve, SystemResolver, TcpDialer};
+use super::{BadUrlReason, FetchConfig, FetchError, check_url};
+
+const USER_AGENT_VALUE: &str = concat!("gewe-server/", env!("CARGO_PKG_VERSION"));
+const ACCEPT_VALUE: &str = "image/*";
+/// Never pre-allocate more than this on the word of a `Content-Length` header.
+const MAX_PREALLOC: u64 = 1024 * 1024;
+
+type HttpClient = Client<HttpsConnector<GuardedConnector>, Empty<Bytes>>;
+
+/// Downloads pictures from untrusted URLs. Cheap to clone.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: HttpClient,
+    config: Arc<FetchConfig>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    /// The production fetcher: system resolver, real TCP.
+    pub fn new(config: FetchConfig) -> Self {
+        Self::with_network(config, Arc::new(SystemResolver), Arc::new(TcpDialer))
+    }
+
+    /// A fetcher with injected name resolution and dialling.
+    pub fn with_network(
+        config: FetchConfig,
+        resolver: Arc<dyn Resolve>,
+        dialer: Arc<dyn Dial>,
+    ) -> Self {
+        let guarded = GuardedConnector::new(
+            resolver,
+            dialer,
+            config.allow_nets.clone(),
+            config.connect_timeout,
+        );
+        // Uses rustls' process-default crypto provider, which is ring (the
+        // only provider feature enabled in this crate's dependency tree).
+        let https = HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(guarded);
+        // No idle pool: downloads are rare and we should not keep sockets to
+        // strangers' servers open. No proxy support exists in this client.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(https);
+        Self {
+            client,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The configuration this fetcher was built with.
+    pub fn config(&self) -> &FetchConfig {
+        &self.config
+    }
+
+    /// Download the body of `url` (GET), following at most `max_redirects`
+    /// redirects, every hop re-checked. The whole call is bounded by
+    /// `total_timeout`.
+    pub async fn fetch(&self, url: &::url::Url) -> Result<Bytes, FetchError> {
+        check_url(url)?;
+        match tokio::time::timeout(self.config.total_timeout, self.follow(url)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout),
+        }
+    }
+
+    async fn follow(&self, start: &::url::Url) -> Result<Bytes, FetchError> {
+        let mut current = start.clone();
+        let mut redirects = 0usize;
+        loop {
+            let response = self.get(&current).await?;
+            let status = response.status();
+            if is_redirect(status) {
+                if redirects >= self.config.max_redirects {
+                    return Err(FetchError::TooManyRedirects {
+                        max: self.config.max_redirects,
+                    });
+                }
+                redirects += 1;
+                let next = redirect_target(&current, response.headers())?;
+                check_url(&next)?;
+                tracing::debug!(from = %current, to = %next, "outbound fetch: following redirect");
+                drop(response);
+                current = next;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(FetchError::HttpStatus(status.as_u16()));
+            }
+            return self.read_body(response).await;
+        }
+    }
+
+    async fn get(&self, url: &::url::Url) -> Result<Response<hyper::body::Incoming>, FetchError> {
+        let request = Request::get(to_uri(url)?)
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(ACCEPT, ACCEPT_VALUE)
+            .body(Empty::new())
+            .map_err(|_| FetchError::BadUrl(BadUrlReason::Unusable))?;
+        self.client.request(request).await.map_err(request_error)
+    }
+
+    async fn read_body(
+        &self,
+        response: Response<hyper::body::Incoming>,
+    ) -> Result<Bytes, FetchError> {
+        let limit = self.config.max_bytes;
+        let too_large = || FetchError::TooLarge { limit };
+        let announced = content_length(response.headers());
+        if announced.is_some_and(|len| len > limit) {
+            return Err(too_large());
+        }
+        let prealloc = announced.unwrap_or(0).min(limit).min(MAX_PREALLOC);
+        let mut buf = BytesMut::with_capacity(usize::try_from(prealloc).unwrap_or(0));
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|err| FetchError::Protocol {
+                reason: "error while reading the response body",
+                source: Some(Box::new(err)),
+            })?;
+            if let Ok(data) = frame.into_data() {
+                let total = u64::try_from(buf.len())
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
+                if total > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(buf.freeze())
+    }
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// `Location` resolved against the current URL.
+fn redirect_target(current: &::url::Url, headers: &HeaderMap) -> Result<::url::Url, FetchError> {
+    let protocol = |reason| FetchError::Protocol {
+        reason,
+        source: None,
+    };
+    let location = headers
+        .get(LOCATION)
+        .ok_or_else(|| protocol("redirect without Location"))?;
+    let location = std::str::from_utf8(location.as_bytes())
+        .map_err(|_| protocol("redirect Location is not UTF-8"))?;
+    current
+        .join(location)
+        .map_err(|_| protocol("redirect Location is not a valid URL"))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn to_uri(url: &::url::Url) -> Result<Uri, FetchError> {
+    let mut url = url.clone();
+    url.set_fragment(None);
+    Uri::try_from(url.as_str()).map_err(|_| FetchError::BadUrl(BadUrlReason::Unusable))
+}
+
+/// hyper-util reports connector failures as `legacy::Error` (kind Connect)
+/// whose `source()` is the boxed error of the connector stack. Walk the chain
+/// to find our own [`ConnectError`]; a connect failure without one came from
+/// the TLS layer of `HttpsConnector`.
+fn request_error(err: hyper_util::client::legacy::Error) -> FetchError {
+    if let Some(inner) = find_connect_error(&err) {
+        return inner.to_fetch_error();
+    }
+    if err.is_connect() {
+        return FetchError::Tls {
+            source: Box::new(err),
+        };
+    }
+    FetchError::Protocol {
+        reason: "request failed",
+        source: Some(Box::new(err)),
+    }
+}
+
+fn find_connect_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a ConnectError> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<ConnectError>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}

@@ -1,0 +1,172 @@
+//! Avatar image pipeline: untrusted bytes in → five square JPEG variants out,
+//! or a clear [`ImageError`].
+//!
+//! * The format is sniffed from magic bytes (JPEG, PNG, WebP, GIF accepted);
+//!   only those four decoders can ever run.
+//! * Header dimensions are checked against [`ImageLimits`] before any pixel is
+//!   decoded; `image::Limits` are set on the reader as well, and the decoded
+//!   buffer is charged to `max_alloc` before decoding.
+//! * Exif orientation is applied, alpha is composited onto white, the centre
+//!   square is cut and resized with a Lanczos3 convolution (`fast_image_resize`).
+//! * Output: baseline JPEG at [`JPEG_QUALITY`], no metadata, byte-for-byte
+//!   deterministic for the same input on the same machine.
+//!
+//! Everything here is synchronous CPU work without global state; callers run it
+//! on a blocking thread.
+
+mod decode;
+mod error;
+mod identicon;
+mod sniff;
+mod variants;
+
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+pub use error::ImageError;
+pub use sniff::{AcceptedFormat, Sniffed, sniff};
+
+/// JPEG quality of every variant.
+pub const JPEG_QUALITY: u8 = 85;
+
+/// Sizes WeChat's avatar URLs use; the URL path segment is `label()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AvatarSize {
+    /// Label `0`: 640 px, or the source square's side when that is smaller (never upscaled).
+    Big,
+    S132,
+    S96,
+    S64,
+    S46,
+}
+
+impl AvatarSize {
+    /// All sizes, largest first; [`RenderedAvatar::variants`] uses this order.
+    pub const ALL: [AvatarSize; 5] = [
+        AvatarSize::Big,
+        AvatarSize::S132,
+        AvatarSize::S96,
+        AvatarSize::S64,
+        AvatarSize::S46,
+    ];
+
+    /// URL path segment: "0", "132", "96", "64", "46".
+    pub fn label(self) -> &'static str {
+        match self {
+            AvatarSize::Big => "0",
+            AvatarSize::S132 => "132",
+            AvatarSize::S96 => "96",
+            AvatarSize::S64 => "64",
+            AvatarSize::S46 => "46",
+        }
+    }
+
+    pub fn from_label(s: &str) -> Option<Self> {
+        AvatarSize::ALL.into_iter().find(|size| size.label() == s)
+    }
+
+    /// Nominal side in pixels: 640, 132, 96, 64, 46. The small sizes are always
+    /// exactly this; `Big` may be smaller (see [`AvatarSize::Big`]).
+    pub fn nominal_px(self) -> u32 {
+        match self {
+            AvatarSize::Big => 640,
+            AvatarSize::S132 => 132,
+            AvatarSize::S96 => 96,
+            AvatarSize::S64 => 64,
+            AvatarSize::S46 => 46,
+        }
+    }
+}
+
+/// Caps applied to untrusted input before decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageLimits {
+    /// Maximum width and maximum height, in pixels.
+    pub max_side: u32,
+    /// Maximum width × height.
+    pub max_pixels: u64,
+    /// Maximum bytes the decoder may allocate (decoded buffer included).
+    pub max_alloc: u64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        ImageLimits {
+            max_side: 8192,
+            max_pixels: 40_000_000,
+            max_alloc: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// One rendered size.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub size: AvatarSize,
+    /// Width = height of the JPEG.
+    pub side: u32,
+    pub jpeg: Bytes,
+}
+
+/// The five variants of one avatar.
+#[derive(Debug, Clone)]
+pub struct RenderedAvatar {
+    /// One per [`AvatarSize::ALL`], in the same order.
+    pub variants: Vec<Variant>,
+}
+
+impl RenderedAvatar {
+    /// Content id: lowercase hex of SHA-256 over every variant's bytes
+    /// (each prefixed by its length as a little-endian u64, in `ALL` order),
+    /// first 32 hex chars.
+    pub fn content_id(&self) -> String {
+        let mut hasher = Sha256::new();
+        for size in AvatarSize::ALL {
+            let jpeg = &self.get(size).jpeg;
+            hasher.update((jpeg.len() as u64).to_le_bytes());
+            hasher.update(jpeg);
+        }
+        let mut id = hex::encode(hasher.finalize());
+        id.truncate(32);
+        id
+    }
+
+    /// The variant of `size`.
+    ///
+    /// # Panics
+    /// Only if `variants` was altered so that it no longer holds every size
+    /// (values built by this module always do).
+    pub fn get(&self, size: AvatarSize) -> &Variant {
+        self.variants
+            .iter()
+            .find(|v| v.size == size)
+            .expect("RenderedAvatar holds one variant per AvatarSize")
+    }
+}
+
+/// Decode untrusted bytes and render the five variants.
+pub fn render_avatar(bytes: &[u8], limits: &ImageLimits) -> Result<RenderedAvatar, ImageError> {
+    let decoded = decode::decode(bytes, limits)?;
+    variants::render(decoded.image, decoded.orientation)
+}
+
+/// Render variants from an already-decoded RGB picture (used for generated
+/// default avatars). No size limits are applied: the caller owns the picture.
+pub fn render_rgb(image: image::RgbImage) -> Result<RenderedAvatar, ImageError> {
+    variants::render(
+        image::DynamicImage::ImageRgb8(image),
+        image::metadata::Orientation::NoTransforms,
+    )
+}
+
+/// A deterministic default avatar for a new account: a GitHub-style symmetric
+/// 5×5 identicon (640×640), colour and pattern from SHA-256 of `seed`.
+/// Same seed → same bytes.
+pub fn default_avatar(seed: &str) -> RenderedAvatar {
+    // Resizing and encoding a fixed-size, well-formed 640×640 RGB picture
+    // into a Vec has no failure path that depends on `seed`.
+    render_rgb(identicon::draw(seed)).expect("rendering a generated identicon cannot fail")
+}

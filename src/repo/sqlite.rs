@@ -1,0 +1,304 @@
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlSafeStr, SqlitePool};
+
+use super::{
+    AccountRecord, AvatarChange, AvatarRecord, HistoryEntry, RepoError, Repository, TokenId,
+};
+use crate::domain::{AppId, unix_now};
+
+/// Migrations compiled into the binary, so an installed `gewe` needs no files beside it.
+const MIGRATIONS: [(i64, &str, &str); 1] = [(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+
+fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, name, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*name),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// The embedded default: one SQLite file in WAL mode, shared safely with the CLI
+/// while the server runs (writers wait on each other instead of failing).
+#[derive(Clone)]
+pub struct SqliteRepo {
+    pool: SqlitePool,
+}
+
+impl SqliteRepo {
+    /// Opens (creating if needed) the database at `url` and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, RepoError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit we answered ret 200 for survives power loss, not just a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        migrator().run(&pool).await?;
+        Ok(SqliteRepo { pool })
+    }
+
+    pub fn url_for_file(path: &Path) -> String {
+        format!("sqlite://{}", path.display())
+    }
+}
+
+fn conflict_or(err: sqlx::Error, what: &str) -> RepoError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            RepoError::Conflict(what.to_owned())
+        }
+        _ => RepoError::Database(err),
+    }
+}
+
+macro_rules! select_accounts {
+    ($($rest:literal)*) => {
+        concat!(
+            "SELECT app_id, wxid, nick_name, alias, mobile, uin, sex, province, city, signature, ",
+            "country, reg_country, sns_bg_img, avatar_id FROM accounts ",
+            $($rest),*
+        )
+    };
+}
+
+fn account_from_row(row: &SqliteRow) -> Result<AccountRecord, sqlx::Error> {
+    Ok(AccountRecord {
+        app_id: AppId::from_trusted(row.try_get("app_id")?),
+        wxid: row.try_get("wxid")?,
+        nick_name: row.try_get("nick_name")?,
+        alias: row.try_get("alias")?,
+        mobile: row.try_get("mobile")?,
+        uin: row.try_get("uin")?,
+        sex: row.try_get("sex")?,
+        province: row.try_get("province")?,
+        city: row.try_get("city")?,
+        signature: row.try_get("signature")?,
+        country: row.try_get("country")?,
+        reg_country: row.try_get("reg_country")?,
+        sns_bg_img: row.try_get("sns_bg_img")?,
+        avatar_id: row.try_get("avatar_id")?,
+    })
+}
+
+#[async_trait]
+impl Repository for SqliteRepo {
+    async fn ping(&self) -> Result<(), RepoError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        label: Option<&str>,
+    ) -> Result<TokenId, RepoError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tokens (token_hash, label, created_at) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(token_hash)
+        .bind(label)
+        .bind(unix_now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, "token"))?;
+        Ok(TokenId(id))
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<TokenId>, RepoError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id.map(TokenId))
+    }
+
+    async fn insert_account(
+        &self,
+        owner: TokenId,
+        account: &AccountRecord,
+        avatar: &AvatarRecord,
+    ) -> Result<(), RepoError> {
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        insert_avatar(&mut tx, avatar, now).await?;
+        sqlx::query(
+            "INSERT INTO accounts (app_id, token_id, wxid, nick_name, alias, mobile, uin, sex, province, \
+             city, signature, country, reg_country, sns_bg_img, avatar_id, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(account.app_id.as_str())
+        .bind(owner.0)
+        .bind(&account.wxid)
+        .bind(&account.nick_name)
+        .bind(&account.alias)
+        .bind(&account.mobile)
+        .bind(account.uin)
+        .bind(account.sex)
+        .bind(&account.province)
+        .bind(&account.city)
+        .bind(&account.signature)
+        .bind(&account.country)
+        .bind(&account.reg_country)
+        .bind(&account.sns_bg_img)
+        .bind(&avatar.id)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, "wxid"))?;
+        append_history(&mut tx, &account.app_id, &avatar.id, None, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_account(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+    ) -> Result<Option<AccountRecord>, RepoError> {
+        let row = sqlx::query(select_accounts!("WHERE app_id = ? AND token_id = ?"))
+            .bind(app_id.as_str())
+            .bind(owner.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(account_from_row).transpose()?)
+    }
+
+    async fn list_accounts(&self, owner: TokenId) -> Result<Vec<AccountRecord>, RepoError> {
+        let rows = sqlx::query(select_accounts!(
+            "WHERE token_id = ? ORDER BY created_at, app_id"
+        ))
+        .bind(owner.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(account_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn set_avatar(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        avatar: &AvatarRecord,
+        source_url: &str,
+    ) -> Result<Option<AvatarChange>, RepoError> {
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        // A write first, so this transaction takes SQLite's write lock before it
+        // reads: concurrent updates then queue instead of failing with BUSY_SNAPSHOT.
+        insert_avatar(&mut tx, avatar, now).await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT avatar_id FROM accounts WHERE app_id = ? AND token_id = ?")
+                .bind(app_id.as_str())
+                .bind(owner.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let change = match current {
+            None => return Ok(None),
+            Some(current) if current == avatar.id => AvatarChange::Unchanged,
+            Some(_) => {
+                sqlx::query("UPDATE accounts SET avatar_id = ?, updated_at = ? WHERE app_id = ?")
+                    .bind(&avatar.id)
+                    .bind(now)
+                    .bind(app_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                append_history(&mut tx, app_id, &avatar.id, Some(source_url), now).await?;
+                AvatarChange::Changed
+            }
+        };
+        tx.commit().await?;
+        Ok(Some(change))
+    }
+
+    async fn avatar_exists(&self, avatar_id: &str) -> Result<bool, RepoError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM avatars WHERE id = ?")
+            .bind(avatar_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn avatar_history(&self, app_id: &AppId) -> Result<Vec<HistoryEntry>, RepoError> {
+        let rows = sqlx::query(
+            "SELECT avatar_id, source_url, changed_at FROM avatar_history WHERE app_id = ? ORDER BY id",
+        )
+        .bind(app_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HistoryEntry {
+                    avatar_id: row.try_get("avatar_id")?,
+                    source_url: row.try_get("source_url")?,
+                    changed_at: row.try_get("changed_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(RepoError::from)
+    }
+}
+
+async fn insert_avatar(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    avatar: &AvatarRecord,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO avatars (id, side, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&avatar.id)
+    .bind(avatar.side as i64)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn append_history(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    app_id: &AppId,
+    avatar_id: &str,
+    source_url: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO avatar_history (app_id, avatar_id, source_url, changed_at) VALUES (?, ?, ?, ?)")
+        .bind(app_id.as_str())
+        .bind(avatar_id)
+        .bind(source_url)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Builds the application from settings: database, blob store, fetcher, router.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use url::Url;
+
+use crate::api::{self, AppState, AvatarUrls, Services};
+use crate::auth::Tokens;
+use crate::config::Settings;
+use crate::domain::{Accounts, AvatarUpdater};
+use crate::fetch::Fetcher;
+use crate::repo::{Repository, SqliteRepo};
+use crate::storage::BlobStore;
+
+/// Opens the database named by the settings (creating the data dir and applying
+/// migrations) — shared by `gewe serve` and the CLI, so both see the same data.
+pub async fn open_repo(settings: &Settings) -> anyhow::Result<Arc<dyn Repository>> {
+    let url = settings.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+        let repo = SqliteRepo::connect(&url)
+            .await
+            .with_context(|| format!("cannot open database {url}"))?;
+        Ok(Arc::new(repo))
+    } else {
+        bail!("unsupported GEWE_DATABASE_URL {url:?}: this build supports sqlite:// URLs")
+    }
+}
+
+pub fn open_storage(settings: &Settings) -> anyhow::Result<BlobStore> {
+    Ok(BlobStore::local(&settings.blob_dir())?)
+}
+
+pub async fn open_services(
+    settings: &Settings,
+    public_url: &Url,
+    fetcher: Fetcher,
+) -> anyhow::Result<Services> {
+    let repo = open_repo(settings).await?;
+    let storage = open_storage(settings)?;
+    Ok(Services {
+        tokens: Tokens::new(repo.clone()),
+        accounts: Accounts::new(repo.clone(), storage.clone()),
+        avatars: AvatarUpdater::new(
+            fetcher,
+            repo.clone(),
+            storage.clone(),
+            settings.avatar_config(),
+        ),
+        avatar_urls: AvatarUrls::new(public_url),
+        token_issuing: settings.token_issuing,
+        repo,
+        storage,
+    })
+}
+
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    public_url: Url,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Self::build_with_fetcher(settings, Fetcher::new(settings.fetch_config())).await
+    }
+
+    /// Like `build`, with the outside world reached through `fetcher` (tests inject
+    /// a resolver and dialer that never leave the machine).
+    pub async fn build_with_fetcher(settings: &Settings, fetcher: Fetcher) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let local_addr = listener.local_addr()?;
+        let public_url = settings.public_url_for(local_addr);
+        let services = open_services(settings, &public_url, fetcher).await?;
+        Ok(Application {
+            listener,
+            local_addr,
+            public_url,
+            state: AppState::new(services),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn public_url(&self) -> &Url {
+        &self.public_url
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr, public_url = %self.public_url, "gewe-server listening");
+        axum::serve(self.listener, api::router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

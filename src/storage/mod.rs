@@ -1,0 +1,106 @@
+//! Blob storage for avatar variants, behind `object_store` so a bucket can replace
+//! the local folder without the rest of the server noticing.
+//!
+//! Layout: `avatars/<id>/<size>.jpg`, where `<id>` is derived from the content of all
+//! five variants. Objects are written create-only and never change afterwards, which
+//! is what lets the server hand them out as immutable, forever-cacheable URLs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::imaging::{AvatarSize, RenderedAvatar};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("blob store error: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("cannot prepare blob folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl BlobStore {
+    /// A folder on the local disk, created if missing.
+    pub fn local(dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::Folder {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let store = LocalFileSystem::new_with_prefix(dir)?;
+        Ok(BlobStore {
+            store: Arc::new(store),
+        })
+    }
+
+    pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
+        BlobStore { store }
+    }
+
+    fn key(avatar_id: &str, size: AvatarSize) -> ObjectPath {
+        ObjectPath::from(format!("avatars/{avatar_id}/{}.jpg", size.label()))
+    }
+
+    /// Writes every variant of `avatar` under `avatar_id`. Each object is written
+    /// whole (the store stages and renames) and only if absent, so re-sending the
+    /// same picture writes nothing and a half-finished earlier attempt is completed.
+    pub async fn put_avatar(
+        &self,
+        avatar_id: &str,
+        avatar: &RenderedAvatar,
+    ) -> Result<(), StorageError> {
+        for variant in &avatar.variants {
+            let key = Self::key(avatar_id, variant.size);
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            match self
+                .store
+                .put_opts(&key, PutPayload::from_bytes(variant.jpeg.clone()), options)
+                .await
+            {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes of one variant, or `None` when no such object exists.
+    pub async fn get_variant(
+        &self,
+        avatar_id: &str,
+        size: AvatarSize,
+    ) -> Result<Option<Bytes>, StorageError> {
+        match self.store.get(&Self::key(avatar_id, size)).await {
+            Ok(result) => Ok(Some(result.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether one variant exists, without reading it.
+    pub async fn has_variant(
+        &self,
+        avatar_id: &str,
+        size: AvatarSize,
+    ) -> Result<bool, StorageError> {
+        match self.store.head(&Self::key(avatar_id, size)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Structured logs on stderr (stdout stays clean for CLI output such as tokens).
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// `default_level` applies when `RUST_LOG` is unset.
+pub fn init(format: LogFormat, default_level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn,hyper_util=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    // A second init (tests start many servers in one process) keeps the first.
+    drop(result);
+}

@@ -1,0 +1,147 @@
+use std::process::Command;
+
+use crate::pictures::{jpeg_with_orientation, two_tone};
+
+fn gewe(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_gewe"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("GEWE_DATABASE_URL")
+        .output()
+        .expect("gewe runs");
+    assert!(
+        output.status.success(),
+        "gewe {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn token_and_account_commands_print_only_what_was_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = gewe(dir.path(), &["token", "create", "--label", "ci"]);
+    let token = token.trim_end();
+    assert_eq!(token.len(), 32, "{token:?}");
+
+    let app_id = gewe(
+        dir.path(),
+        &[
+            "account",
+            "create",
+            "--token",
+            token,
+            "--wxid",
+            "wxid_cli_test",
+            "--nickname",
+            "测试",
+        ],
+    );
+    let app_id = app_id.trim_end();
+    assert!(
+        app_id.starts_with("wx_") && app_id.len() == 24,
+        "{app_id:?}"
+    );
+
+    let listing = gewe(dir.path(), &["account", "list", "--token", token]);
+    assert_eq!(listing, format!("{app_id}\twxid_cli_test\t测试\n"));
+
+    let other = gewe(dir.path(), &["token", "create"]);
+    assert_eq!(
+        gewe(
+            dir.path(),
+            &["account", "list", "--token", other.trim_end()]
+        ),
+        ""
+    );
+}
+
+#[test]
+fn unknown_tokens_and_taken_wxids_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gewe"))
+        .args([
+            "account",
+            "create",
+            "--token",
+            "0123456789abcdef0123456789abcdef",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown token"));
+
+    let token = gewe(dir.path(), &["token", "create"]);
+    let token = token.trim_end();
+    gewe(
+        dir.path(),
+        &[
+            "account",
+            "create",
+            "--token",
+            token,
+            "--wxid",
+            "wxid_twice",
+        ],
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_gewe"))
+        .args([
+            "account",
+            "create",
+            "--token",
+            token,
+            "--wxid",
+            "wxid_twice",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("wxid_twice"));
+}
+
+#[test]
+fn image_render_writes_the_five_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jpg");
+    std::fs::write(
+        &input,
+        jpeg_with_orientation(two_tone(900, 600, [255, 0, 0], [0, 0, 255]), 6),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let report = gewe(
+        dir.path(),
+        &[
+            "image",
+            "render",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(report.lines().count(), 5, "{report}");
+    for (name, side) in [("0", 600), ("132", 132), ("96", 96), ("64", 64), ("46", 46)] {
+        let picture = image::open(out.join(format!("{name}.jpg"))).unwrap();
+        assert_eq!((picture.width(), picture.height()), (side, side), "{name}");
+    }
+
+    let bad = dir.path().join("page.jpg");
+    std::fs::write(&bad, b"<html><body>not a picture</body></html>").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gewe"))
+        .args([
+            "image",
+            "render",
+            bad.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("image-unsupported-format"));
+}

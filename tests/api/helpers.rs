@@ -1,0 +1,215 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gewe_server::config::Settings;
+use gewe_server::domain::AccountDraft;
+use gewe_server::fetch::{Dial, Fetcher, Resolve};
+use gewe_server::startup::Application;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const PREFIXES: [&str; 2] = ["/gewe/v2/api", "/v2/api"];
+
+/// How to start a server for one test.
+pub struct Setup {
+    /// Reuse a data dir (restart tests); a fresh temp dir when `None`.
+    pub data_dir: Option<PathBuf>,
+    /// `GEWE_FETCH_ALLOW_NETS`; loopback by default so picture hosts on 127.0.0.1 work.
+    pub allow_nets: Vec<&'static str>,
+    pub token_issuing: bool,
+    /// Replaces DNS and TCP for the fetcher (SSRF tests).
+    pub network: Option<(Arc<dyn Resolve>, Arc<dyn Dial>)>,
+    pub tweak: fn(&mut Settings),
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            data_dir: None,
+            allow_nets: vec!["127.0.0.0/8"],
+            token_issuing: true,
+            network: None,
+            tweak: |_| {},
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: gewe_server::api::AppState,
+    pub data_dir: PathBuf,
+    _temp: Option<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Setup::default()).await
+}
+
+pub async fn spawn_app_with(setup: Setup) -> TestApp {
+    let (temp, data_dir) = match setup.data_dir {
+        Some(dir) => (None, dir),
+        None => {
+            let temp = tempfile::tempdir().expect("temp dir");
+            let dir = temp.path().to_path_buf();
+            (Some(temp), dir)
+        }
+    };
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.clone(),
+        token_issuing: setup.token_issuing,
+        fetch_allow_nets: setup
+            .allow_nets
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect(),
+        ..Settings::default()
+    };
+    (setup.tweak)(&mut settings);
+    let fetcher = match setup.network {
+        Some((resolver, dialer)) => {
+            Fetcher::with_network(settings.fetch_config(), resolver, dialer)
+        }
+        None => Fetcher::new(settings.fetch_config()),
+    };
+    let app = Application::build_with_fetcher(&settings, fetcher)
+        .await
+        .expect("server starts");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        state,
+        data_dir,
+        _temp: temp,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs JSON to a GeWe route and returns the decoded envelope, checking the
+    /// parts of the wire format every GeWe answer shares.
+    pub async fn call(&self, path: &str, token: Option<&str>, body: Value) -> Value {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.header("X-GEWE-TOKEN", token);
+        }
+        self.envelope(request).await
+    }
+
+    pub async fn envelope(&self, request: reqwest::RequestBuilder) -> Value {
+        let response = request.send().await.expect("request sent");
+        assert_eq!(response.status(), 200, "GeWe routes always answer HTTP 200");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json;charset=UTF-8"
+        );
+        let envelope: Value = response.json().await.expect("JSON envelope");
+        assert!(envelope["ret"].is_i64(), "ret is an integer: {envelope}");
+        assert!(envelope["msg"].is_string(), "msg is a string: {envelope}");
+        envelope
+    }
+
+    pub async fn new_token(&self) -> String {
+        let envelope = self
+            .call("/gewe/v2/api/tools/getTokenId", None, json!({}))
+            .await;
+        assert_eq!(envelope["ret"], 200, "{envelope}");
+        envelope["data"].as_str().unwrap().to_owned()
+    }
+
+    /// An account owned by `token`, created the way `gewe account create` does.
+    pub async fn new_account(&self, token: &str) -> String {
+        let owner = self.state.tokens.authenticate(Some(token)).await.unwrap();
+        let account = self
+            .state
+            .accounts
+            .create(owner, AccountDraft::default())
+            .await
+            .unwrap();
+        account.app_id.to_string()
+    }
+
+    pub async fn profile(&self, token: &str, app_id: &str) -> Value {
+        let envelope = self
+            .call(
+                "/gewe/v2/api/personal/getProfile",
+                Some(token),
+                json!({ "appId": app_id }),
+            )
+            .await;
+        assert_eq!(envelope["ret"], 200, "{envelope}");
+        envelope["data"].clone()
+    }
+
+    pub async fn update_head_img(&self, token: &str, app_id: &str, url: &str) -> Value {
+        self.call(
+            "/gewe/v2/api/personal/updateHeadImg",
+            Some(token),
+            json!({ "appId": app_id, "headImgUrl": url }),
+        )
+        .await
+    }
+
+    pub async fn history_len(&self, app_id: &str) -> usize {
+        let app_id = gewe_server::domain::AppId::parse(Some(app_id.to_owned())).unwrap();
+        self.state.repo.avatar_history(&app_id).await.unwrap().len()
+    }
+
+    /// Stops the server gracefully and keeps the data dir for a restart.
+    pub async fn stop(mut self) -> (PathBuf, Option<TempDir>) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        (self.data_dir.clone(), self._temp.take())
+    }
+}
+
+pub fn blob_files(data_dir: &Path) -> usize {
+    fn walk(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        let path = e.path();
+                        if path.is_dir() { walk(&path) } else { 1 }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(&data_dir.join("blobs"))
+}
+
+/// Asserts an error envelope: ret 500 and the given top-level message.
+pub fn assert_error(envelope: &Value, msg: &str) {
+    assert_eq!(envelope["ret"], 500, "{envelope}");
+    assert_eq!(envelope["msg"], msg, "{envelope}");
+}
+
+/// Asserts an error envelope whose `data.msg` contains `needle`.
+pub fn assert_error_detail(envelope: &Value, msg: &str, needle: &str) {
+    assert_error(envelope, msg);
+    let detail = envelope["data"]["msg"].as_str().unwrap_or_default();
+    assert!(detail.contains(needle), "expected {needle:?} in {envelope}");
+    assert!(envelope["data"]["code"].is_string(), "{envelope}");
+}

@@ -1,0 +1,120 @@
+//! A picture host on 127.0.0.1 for fetch tests: serves registered files, redirect
+//! chains, slow and endless bodies, and counts every request it receives.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+
+#[derive(Clone, Default)]
+struct HostState {
+    files: Arc<Mutex<HashMap<String, (String, Bytes)>>>,
+    hits: Arc<AtomicUsize>,
+}
+
+pub struct ImageHost {
+    pub base: String,
+    state: HostState,
+}
+
+impl ImageHost {
+    pub async fn start() -> ImageHost {
+        Self::start_on("127.0.0.1").await
+    }
+
+    pub async fn start_on(ip: &str) -> ImageHost {
+        let state = HostState::default();
+        let app = Router::new()
+            .route("/files/{name}", get(file))
+            .route("/redirect/{hops}/{name}", get(redirect))
+            .route("/to", get(redirect_to))
+            .route("/slow", get(slow))
+            .route("/endless", get(endless))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        ImageHost { base, state }
+    }
+
+    /// Serves `bytes` at the returned URL with the given Content-Type.
+    pub fn serve(&self, name: &str, content_type: &str, bytes: Vec<u8>) -> String {
+        self.state.files.lock().unwrap().insert(
+            name.to_owned(),
+            (content_type.to_owned(), Bytes::from(bytes)),
+        );
+        format!("{}/files/{name}", self.base)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.state.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn file(State(state): State<HostState>, Path(name): Path<String>) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    match state.files.lock().unwrap().get(&name) {
+        Some((content_type, bytes)) => (
+            [(header::CONTENT_TYPE, content_type.clone())],
+            bytes.clone(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `/redirect/3/x` → `/redirect/2/x` → … → `/files/x`.
+async fn redirect(
+    State(state): State<HostState>,
+    Path((hops, name)): Path<(u32, String)>,
+) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let location = if hops <= 1 {
+        format!("/files/{name}")
+    } else {
+        format!("/redirect/{}/{name}", hops - 1)
+    };
+    (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+}
+
+/// `/to?<absolute url>`: one redirect anywhere.
+async fn redirect_to(State(state): State<HostState>, uri: axum::http::Uri) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let target = uri.query().unwrap_or_default().to_owned();
+    (StatusCode::FOUND, [(header::LOCATION, target)]).into_response()
+}
+
+/// A valid JPEG start, then one byte a second.
+async fn slow(State(state): State<HostState>) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let stream = futures_util::stream::unfold(0u8, |n| async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Some((Ok::<_, Infallible>(Bytes::from(vec![n])), n.wrapping_add(1)))
+    });
+    (
+        [(header::CONTENT_TYPE, "image/jpeg")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Data without end and without Content-Length.
+async fn endless(State(state): State<HostState>) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let chunk = Bytes::from(vec![0xFFu8; 64 * 1024]);
+    let stream = futures_util::stream::repeat_with(move || Ok::<_, Infallible>(chunk.clone()));
+    (
+        [(header::CONTENT_TYPE, "image/jpeg")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
