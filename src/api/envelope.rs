@@ -60,9 +60,12 @@ fn json_response(body: Vec<u8>) -> Response {
 }
 
 /// `data` of an error envelope: a machine code and a human detail.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorDetail {
+    /// Stable machine code: GeWe's `-1` for 设备不存在, kebab-case codes such as
+    /// `fetch-address-not-allowed` or `image-too-large` for the rest
     pub code: String,
+    /// What went wrong, in plain words
     pub msg: String,
 }
 

@@ -13,6 +13,26 @@ use crate::imaging::AvatarSize;
 
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
 
+/// 头像图片
+///
+/// One size of an avatar. Ids name content that never changes, so answers are
+/// cacheable forever; `If-None-Match` with the ETag gets 304.
+#[utoipa::path(
+    get,
+    path = "/mmhead/{id}/{size}",
+    operation_id = "getAvatar",
+    tag = "头像",
+    params(
+        ("id" = String, Path, description = "Avatar content id (32 hex characters), from getProfile's URLs"),
+        ("size" = String, Path, description = "`0` (640 px, or smaller when the picture was), `132`, `96`, `64` or `46`"),
+    ),
+    responses(
+        (status = 200, description = "The JPEG", content_type = "image/jpeg", body = Vec<u8>,
+         headers(("ETag" = String), ("Cache-Control" = String, description = "public, max-age=31536000, immutable"))),
+        (status = 304, description = "The cached copy is current"),
+        (status = 404, description = "No such avatar or size"),
+    ),
+)]
 pub async fn serve_variant(
     State(state): State<AppState>,
     Path((id, size)): Path<(String, String)>,

@@ -6,6 +6,7 @@ mod extract;
 mod health;
 pub mod middleware;
 mod mmhead;
+pub mod openapi;
 mod personal;
 mod tools;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use url::Url;
+use utoipa_swagger_ui::SwaggerUi;
 
 pub use envelope::{ApiError, Envelope, JSON_UTF8};
 
@@ -83,6 +85,7 @@ pub fn router(state: AppState) -> Router {
     app.route("/mmhead/{id}/{size}", get(mmhead::serve_variant))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
 }

@@ -7,6 +7,7 @@ mod pictures;
 
 mod cli;
 mod envelope;
+mod openapi;
 mod profile;
 mod ssrf;
 mod tokens;

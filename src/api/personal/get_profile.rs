@@ -1,37 +1,70 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::api::envelope::{ApiError, Envelope};
+use crate::api::envelope::{ApiError, Envelope, ErrorDetail};
 use crate::api::extract::{Caller, GeweJson};
 use crate::api::{AppState, AvatarUrls};
 use crate::domain::{AppId, Profile};
 use crate::imaging::AvatarSize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetProfileRequest {
+    /// 设备ID
+    #[schema(required = true, value_type = String, example = "wx_wR_U4zPj2M_OTS3BCyoE4")]
     app_id: Option<String>,
 }
 
 /// The 14 fields GeWe documents, every string a string (never null: some clients
 /// cannot decode null).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileData {
+    /// 微信号 (empty when none is set)
     alias: String,
     wxid: String,
+    /// 昵称
     nick_name: String,
+    /// 绑定的手机号
     mobile: String,
     uin: i64,
+    /// 性别: 0 未知, 1 男, 2 女
     sex: i64,
     province: String,
     city: String,
+    /// 个性签名
     signature: String,
     country: String,
+    /// 大尺寸头像 (640×640), `…/0`
     big_head_img_url: String,
+    /// 小尺寸头像 (132×132), `…/132`
     small_head_img_url: String,
+    /// 注册国家
     reg_country: String,
+    /// 朋友圈背景图
     sns_bg_img: String,
+}
+
+/// `data` of a getProfile answer: the profile on success, the reason on failure.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "describes the wire for OpenAPI; answers are built by Envelope and ApiError"
+)]
+pub enum ProfileOrError {
+    Profile(Box<ProfileData>),
+    Error(ErrorDetail),
+}
+
+/// The envelope getProfile answers with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GetProfileResponse {
+    /// 200 成功, 500 失败
+    ret: i32,
+    msg: String,
+    data: Option<ProfileOrError>,
 }
 
 impl ProfileData {
@@ -55,7 +88,34 @@ impl ProfileData {
     }
 }
 
-/// `POST {prefix}/personal/getProfile` — 获取个人资料.
+/// 获取个人资料
+///
+/// The account's profile: the 14 fields GeWe documents. Every string is a string,
+/// never null. Avatar URLs point at this server and resolve at once.
+#[utoipa::path(
+    post,
+    path = "/gewe/v2/api/personal/getProfile",
+    operation_id = "getProfile",
+    tag = "个人模块",
+    security(("X-GEWE-TOKEN" = [])),
+    request_body(content = GetProfileRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "GeWe envelope: `ret` 200 with the profile, or 500 with the reason",
+         body = GetProfileResponse, content_type = "application/json",
+         examples(
+            ("成功" = (value = json!({"ret": 200, "msg": "操作成功", "data": {
+                "alias": "", "wxid": "wxid_phyyedw9xap22", "nickName": "朝夕。", "mobile": "",
+                "uin": 1042679712, "sex": 1, "province": "Jiangsu", "city": "Xuzhou",
+                "signature": "", "country": "CN",
+                "bigHeadImgUrl": "http://127.0.0.1:2531/mmhead/3f1c0e9a5b7d4c2e8a6f1b3d5c7e9a0b/0",
+                "smallHeadImgUrl": "http://127.0.0.1:2531/mmhead/3f1c0e9a5b7d4c2e8a6f1b3d5c7e9a0b/132",
+                "regCountry": "CN", "snsBgImg": ""}}))),
+            ("设备不存在" = (value = json!({"ret": 500, "msg": "获取个人资料失败",
+                "data": {"code": "-1", "msg": "[wx_wR_U4zPj2M_OTS3BCyoE4]设备不存在"}}))),
+            ("缺少token" = (value = json!({"ret": 500, "msg": "header:X-GEWE-TOKEN 不可为空"}))),
+         )),
+    ),
+)]
 pub async fn get_profile(
     State(state): State<AppState>,
     Caller(owner): Caller,

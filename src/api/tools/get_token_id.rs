@@ -1,10 +1,48 @@
 use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::api::AppState;
-use crate::api::envelope::{ApiError, Envelope};
+use crate::api::envelope::{ApiError, Envelope, ErrorDetail};
 
-/// `POST {prefix}/tools/getTokenId` — issues a new token; needs none. The body is
-/// ignored (clients send nothing or `{}`).
+/// `data` of a getTokenId answer: the token on success, the reason on failure.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "describes the wire for OpenAPI; answers are built by Envelope and ApiError"
+)]
+pub enum TokenOrError {
+    /// 32 lowercase hex characters
+    Token(String),
+    Error(ErrorDetail),
+}
+
+/// The envelope getTokenId answers with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GetTokenIdResponse {
+    /// 200 成功, 500 失败
+    ret: i32,
+    msg: String,
+    data: Option<TokenOrError>,
+}
+
+/// 获取tokenId
+///
+/// Issues a new token (self-hosted Gewechat style); needs none. The body is ignored
+/// (clients send nothing or `{}`). Operators can switch this off and issue tokens
+/// with `gewe token create` instead.
+#[utoipa::path(
+    post,
+    path = "/gewe/v2/api/tools/getTokenId",
+    operation_id = "getTokenId",
+    tag = "系统功能",
+    responses(
+        (status = 200, description = "GeWe envelope with the new token in `data`",
+         body = GetTokenIdResponse, content_type = "application/json",
+         example = json!({"ret": 200, "msg": "执行成功", "data": "c9ffbedb9aeb471db49d92453ea21a17"})),
+    ),
+)]
 pub async fn get_token_id(State(state): State<AppState>) -> Result<Envelope<String>, ApiError> {
     if !state.token_issuing {
         return Err(ApiError::with_detail(

@@ -1,5 +1,5 @@
 //! 系统功能 (tools).
 
-mod get_token_id;
+pub(crate) mod get_token_id;
 
 pub use get_token_id::get_token_id;
