@@ -4,6 +4,7 @@
 mod envelope;
 mod extract;
 mod health;
+mod login;
 pub mod middleware;
 mod mmhead;
 pub mod openapi;
@@ -76,6 +77,8 @@ impl AvatarUrls {
 pub fn router(state: AppState) -> Router {
     let gewe = Router::new()
         .route("/tools/getTokenId", post(tools::get_token_id))
+        .route("/login/checkOnline", post(login::check_online))
+        .route("/login/deviceList", post(login::device_list))
         .route("/personal/getProfile", post(personal::get_profile))
         .route("/personal/updateHeadImg", post(personal::update_head_img));
     let mut app = Router::new();

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{OpenApi as OpenApiDoc, PathItem};
 use utoipa::{Modify, OpenApi};
 
-use super::{PREFIXES, health, mmhead, personal, tools};
+use super::{PREFIXES, health, login, mmhead, personal, tools};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,8 @@ use super::{PREFIXES, health, mmhead, personal, tools};
     ),
     paths(
         tools::get_token_id::get_token_id,
+        login::check_online::check_online,
+        login::device_list::device_list,
         personal::get_profile::get_profile,
         personal::update_head_img::update_head_img,
         mmhead::serve_variant,
@@ -28,6 +30,7 @@ use super::{PREFIXES, health, mmhead, personal, tools};
     modifiers(&TokenHeader),
     tags(
         (name = "系统功能", description = "Tokens"),
+        (name = "登录模块", description = "Devices (appIds) and their state"),
         (name = "个人模块", description = "The account's own profile and avatar"),
         (name = "头像", description = "Avatar pictures, as getProfile links them"),
         (name = "运维", description = "Health checks"),

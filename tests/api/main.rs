@@ -7,6 +7,7 @@ mod pictures;
 
 mod cli;
 mod envelope;
+mod login;
 mod openapi;
 mod profile;
 mod ssrf;

@@ -1,0 +1,68 @@
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::AppState;
+use crate::api::envelope::{ApiError, Envelope, ErrorDetail};
+use crate::api::extract::{Caller, GeweJson};
+use crate::domain::AppId;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckOnlineRequest {
+    /// 设备ID
+    #[schema(required = true, value_type = String, example = "wx_wR_U4zPj2M_OTS3BCyoE4")]
+    app_id: Option<String>,
+}
+
+/// `data` of a checkOnline answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "describes the wire for OpenAPI; answers are built by Envelope and ApiError"
+)]
+pub enum OnlineOrError {
+    Online(bool),
+    Error(ErrorDetail),
+}
+
+/// The envelope checkOnline answers with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckOnlineResponse {
+    /// 200 成功, 500 失败
+    ret: i32,
+    msg: String,
+    data: Option<OnlineOrError>,
+}
+
+/// 检查是否在线
+///
+/// `data` is `true` when the device is online. Accounts held by this server are
+/// always online.
+#[utoipa::path(
+    post,
+    path = "/gewe/v2/api/login/checkOnline",
+    operation_id = "checkOnline",
+    tag = "登录模块",
+    security(("X-GEWE-TOKEN" = [])),
+    request_body(content = CheckOnlineRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "GeWe envelope: `data` true when online",
+         body = CheckOnlineResponse, content_type = "application/json",
+         example = json!({"ret": 200, "msg": "操作成功", "data": true})),
+    ),
+)]
+pub async fn check_online(
+    State(state): State<AppState>,
+    Caller(owner): Caller,
+    GeweJson(request): GeweJson<CheckOnlineRequest>,
+) -> Result<Envelope<bool>, ApiError> {
+    let app_id = AppId::parse(request.app_id)?;
+    state
+        .accounts
+        .profile(owner, &app_id)
+        .await
+        .map_err(|e| ApiError::operation("查询在线状态", e))?;
+    Ok(Envelope::ok("操作成功", true))
+}

@@ -1,0 +1,62 @@
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::AppState;
+use crate::api::envelope::{ApiError, Envelope, ErrorDetail};
+use crate::api::extract::{Caller, GeweJson};
+
+/// deviceList takes an empty object.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeviceListRequest {}
+
+/// `data` of a deviceList answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "describes the wire for OpenAPI; answers are built by Envelope and ApiError"
+)]
+pub enum DevicesOrError {
+    Devices(Vec<String>),
+    Error(ErrorDetail),
+}
+
+/// The envelope deviceList answers with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceListResponse {
+    /// 200 成功, 500 失败
+    ret: i32,
+    msg: String,
+    data: Option<DevicesOrError>,
+}
+
+/// 查看设备列表
+///
+/// The appIds of the devices this token owns, oldest first (self-hosted Gewechat).
+#[utoipa::path(
+    post,
+    path = "/gewe/v2/api/login/deviceList",
+    operation_id = "deviceList",
+    tag = "登录模块",
+    security(("X-GEWE-TOKEN" = [])),
+    request_body(content = DeviceListRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "GeWe envelope with the token's appIds",
+         body = DeviceListResponse, content_type = "application/json",
+         example = json!({"ret": 200, "msg": "操作成功", "data": ["wx_wR_U4zPj2M_OTS3BCyoE4"]})),
+    ),
+)]
+pub async fn device_list(
+    State(state): State<AppState>,
+    Caller(owner): Caller,
+    GeweJson(_): GeweJson<DeviceListRequest>,
+) -> Result<Envelope<Vec<String>>, ApiError> {
+    let devices = state
+        .accounts
+        .list(owner)
+        .await
+        .map_err(|e| ApiError::operation("查看设备列表", e))?;
+    let app_ids = devices.into_iter().map(|d| d.app_id.to_string()).collect();
+    Ok(Envelope::ok("操作成功", app_ids))
+}
