@@ -145,3 +145,36 @@ fn image_render_writes_the_five_variants() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("image-unsupported-format"));
 }
+
+/// The CLI works on the data dir of a running server, and the server sees its
+/// changes at once.
+#[tokio::test]
+async fn the_cli_and_a_running_server_share_the_data_dir() {
+    let app = crate::helpers::spawn_app().await;
+    let data_dir = app.data_dir.clone();
+    let token = tokio::task::spawn_blocking(move || gewe(&data_dir, &["token", "create"]))
+        .await
+        .unwrap();
+    let token = token.trim_end().to_owned();
+    let data_dir = app.data_dir.clone();
+    let args_token = token.clone();
+    let app_id = tokio::task::spawn_blocking(move || {
+        gewe(
+            &data_dir,
+            &[
+                "account",
+                "create",
+                "--token",
+                &args_token,
+                "--nickname",
+                "并发",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let profile = app.profile(&token, app_id.trim_end()).await;
+    assert_eq!(profile["nickName"], "并发");
+    let big = profile["bigHeadImgUrl"].as_str().unwrap();
+    assert_eq!(app.client.get(big).send().await.unwrap().status(), 200);
+}

@@ -35,6 +35,7 @@ impl ImageHost {
         let state = HostState::default();
         let app = Router::new()
             .route("/files/{name}", get(file))
+            .route("/delayed/{name}", get(delayed))
             .route("/redirect/{hops}/{name}", get(redirect))
             .route("/to", get(redirect_to))
             .route("/slow", get(slow))
@@ -70,6 +71,12 @@ async fn file(State(state): State<HostState>, Path(name): Path<String>) -> Respo
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// Like `/files/x`, a second later.
+async fn delayed(state: State<HostState>, name: Path<String>) -> Response {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    file(state, name).await
 }
 
 /// `/redirect/3/x` → `/redirect/2/x` → … → `/files/x`.

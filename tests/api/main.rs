@@ -10,6 +10,7 @@ mod envelope;
 mod login;
 mod openapi;
 mod profile;
+mod shutdown;
 mod ssrf;
 mod tokens;
 mod update_head_img;
