@@ -13,8 +13,11 @@ use crate::domain::{AvatarError, DomainError, FieldError};
 
 pub const JSON_UTF8: &str = "application/json;charset=UTF-8";
 
-#[derive(Debug, Serialize)]
+/// The OpenAPI schema of each route is `Envelope<payload-or-ErrorDetail>`: the
+/// same shape describes both answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Envelope<T: Serialize> {
+    /// 200 成功, 500 失败
     pub ret: i32,
     pub msg: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -2,20 +2,32 @@ use std::process::Command;
 
 use crate::pictures::{jpeg_with_orientation, two_tone};
 
-fn gewe(data_dir: &std::path::Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_gewe"))
+fn run(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gewe"))
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("GEWE_DATABASE_URL")
         .output()
-        .expect("gewe runs");
+        .expect("gewe runs")
+}
+
+/// Runs `gewe`, expecting success; returns its stdout.
+fn gewe(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let output = run(data_dir, args);
     assert!(
         output.status.success(),
         "gewe {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs `gewe`, expecting failure; returns its stderr.
+fn gewe_fails(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let output = run(data_dir, args);
+    assert!(!output.status.success(), "gewe {args:?} should fail");
+    String::from_utf8(output.stderr).unwrap()
 }
 
 #[test]
@@ -60,48 +72,22 @@ fn token_and_account_commands_print_only_what_was_made() {
 #[test]
 fn unknown_tokens_and_taken_wxids_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_gewe"))
-        .args([
-            "account",
-            "create",
-            "--token",
-            "0123456789abcdef0123456789abcdef",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown token"));
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let stderr = gewe_fails(dir.path(), &["account", "create", "--token", unknown]);
+    assert!(stderr.contains("unknown token"), "{stderr}");
 
     let token = gewe(dir.path(), &["token", "create"]);
-    let token = token.trim_end();
-    gewe(
-        dir.path(),
-        &[
-            "account",
-            "create",
-            "--token",
-            token,
-            "--wxid",
-            "wxid_twice",
-        ],
-    );
-    let output = Command::new(env!("CARGO_BIN_EXE_gewe"))
-        .args([
-            "account",
-            "create",
-            "--token",
-            token,
-            "--wxid",
-            "wxid_twice",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("wxid_twice"));
+    let create = [
+        "account",
+        "create",
+        "--token",
+        token.trim_end(),
+        "--wxid",
+        "wxid_twice",
+    ];
+    gewe(dir.path(), &create);
+    let stderr = gewe_fails(dir.path(), &create);
+    assert!(stderr.contains("wxid_twice"), "{stderr}");
 }
 
 #[test]
@@ -132,18 +118,17 @@ fn image_render_writes_the_five_variants() {
 
     let bad = dir.path().join("page.jpg");
     std::fs::write(&bad, b"<html><body>not a picture</body></html>").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_gewe"))
-        .args([
+    let stderr = gewe_fails(
+        dir.path(),
+        &[
             "image",
             "render",
             bad.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("image-unsupported-format"));
+        ],
+    );
+    assert!(stderr.contains("image-unsupported-format"), "{stderr}");
 }
 
 /// The CLI works on the data dir of a running server, and the server sees its

@@ -27,15 +27,6 @@ pub enum OnlineOrError {
     Error(ErrorDetail),
 }
 
-/// The envelope checkOnline answers with.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CheckOnlineResponse {
-    /// 200 成功, 500 失败
-    ret: i32,
-    msg: String,
-    data: Option<OnlineOrError>,
-}
-
 /// 检查是否在线
 ///
 /// `data` is `true` when the device is online. Accounts held by this server are
@@ -49,7 +40,7 @@ pub struct CheckOnlineResponse {
     request_body(content = CheckOnlineRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "GeWe envelope: `data` true when online",
-         body = CheckOnlineResponse, content_type = "application/json",
+         body = Envelope<OnlineOrError>, content_type = "application/json",
          example = json!({"ret": 200, "msg": "操作成功", "data": true})),
     ),
 )]

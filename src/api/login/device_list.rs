@@ -22,15 +22,6 @@ pub enum DevicesOrError {
     Error(ErrorDetail),
 }
 
-/// The envelope deviceList answers with.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeviceListResponse {
-    /// 200 成功, 500 失败
-    ret: i32,
-    msg: String,
-    data: Option<DevicesOrError>,
-}
-
 /// 查看设备列表
 ///
 /// The appIds of the devices this token owns, oldest first (self-hosted Gewechat).
@@ -43,7 +34,7 @@ pub struct DeviceListResponse {
     request_body(content = DeviceListRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "GeWe envelope with the token's appIds",
-         body = DeviceListResponse, content_type = "application/json",
+         body = Envelope<DevicesOrError>, content_type = "application/json",
          example = json!({"ret": 200, "msg": "操作成功", "data": ["wx_wR_U4zPj2M_OTS3BCyoE4"]})),
     ),
 )]

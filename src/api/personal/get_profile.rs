@@ -58,15 +58,6 @@ pub enum ProfileOrError {
     Error(ErrorDetail),
 }
 
-/// The envelope getProfile answers with.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GetProfileResponse {
-    /// 200 成功, 500 失败
-    ret: i32,
-    msg: String,
-    data: Option<ProfileOrError>,
-}
-
 impl ProfileData {
     fn new(profile: Profile, urls: &AvatarUrls) -> Self {
         ProfileData {
@@ -101,7 +92,7 @@ impl ProfileData {
     request_body(content = GetProfileRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "GeWe envelope: `ret` 200 with the profile, or 500 with the reason",
-         body = GetProfileResponse, content_type = "application/json",
+         body = Envelope<ProfileOrError>, content_type = "application/json",
          examples(
             ("成功" = (value = json!({"ret": 200, "msg": "操作成功", "data": {
                 "alias": "", "wxid": "wxid_phyyedw9xap22", "nickName": "朝夕。", "mobile": "",

@@ -1,5 +1,5 @@
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::AppState;
@@ -18,15 +18,6 @@ pub struct UpdateHeadImgRequest {
     head_img_url: Option<String>,
 }
 
-/// The envelope updateHeadImg answers with: no `data` on success.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UpdateHeadImgResponse {
-    /// 200 成功, 500 失败
-    ret: i32,
-    msg: String,
-    data: Option<ErrorDetail>,
-}
-
 /// 修改头像
 ///
 /// The server downloads `headImgUrl` itself (public addresses only, unless the
@@ -43,7 +34,7 @@ pub struct UpdateHeadImgResponse {
     request_body(content = UpdateHeadImgRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "GeWe envelope: `ret` 200 once the avatar is changed, or 500 with the reason",
-         body = UpdateHeadImgResponse, content_type = "application/json",
+         body = Envelope<ErrorDetail>, content_type = "application/json",
          examples(
             ("成功" = (value = json!({"ret": 200, "msg": "操作成功"}))),
             ("地址不允许" = (value = json!({"ret": 500, "msg": "修改头像失败",

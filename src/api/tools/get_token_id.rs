@@ -18,15 +18,6 @@ pub enum TokenOrError {
     Error(ErrorDetail),
 }
 
-/// The envelope getTokenId answers with.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GetTokenIdResponse {
-    /// 200 成功, 500 失败
-    ret: i32,
-    msg: String,
-    data: Option<TokenOrError>,
-}
-
 /// 获取tokenId
 ///
 /// Issues a new token (self-hosted Gewechat style); needs none. The body is ignored
@@ -39,7 +30,7 @@ pub struct GetTokenIdResponse {
     tag = "系统功能",
     responses(
         (status = 200, description = "GeWe envelope with the new token in `data`",
-         body = GetTokenIdResponse, content_type = "application/json",
+         body = Envelope<TokenOrError>, content_type = "application/json",
          example = json!({"ret": 200, "msg": "执行成功", "data": "c9ffbedb9aeb471db49d92453ea21a17"})),
     ),
 )]
