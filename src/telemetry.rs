@@ -1,5 +1,7 @@
 //! Structured logs on stderr (stdout stays clean for CLI output such as tokens).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -10,7 +12,9 @@ pub fn init(format: LogFormat, default_level: &str) {
         .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn,hyper_util=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for people: log files and collectors get plain text.
+        .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
