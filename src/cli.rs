@@ -73,6 +73,7 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per process")]
 enum AccountCommand {
     /// Create an online account owned by a token and print its appId.
     Create {

@@ -98,7 +98,7 @@ impl Settings {
     pub fn load(
         config_file: Option<&Path>,
         overrides: &Overrides,
-    ) -> Result<Settings, figment::Error> {
+    ) -> Result<Settings, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = config_file {
             figment = figment.merge(Toml::file_exact(path));
@@ -107,6 +107,7 @@ impl Settings {
             .merge(Env::prefixed("GEWE_"))
             .merge(Serialized::defaults(overrides))
             .extract()
+            .map_err(Box::new)
     }
 
     pub fn database_url(&self) -> String {
@@ -192,12 +193,17 @@ mod tests {
     use super::*;
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure returns figment::Error"
+    )]
     fn layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("gewe.toml", "listen = \"127.0.0.1:9000\"\ntoken_issuing = false\nfetch_allow_nets = [\"10.0.0.0/8\"]")?;
             jail.set_env("GEWE_LISTEN", "127.0.0.1:9001");
             jail.set_env("GEWE_FETCH_ALLOW_NETS", "127.0.0.0/8, ::1");
-            let from_env = Settings::load(Some(Path::new("gewe.toml")), &Overrides::default())?;
+            let from_env = Settings::load(Some(Path::new("gewe.toml")), &Overrides::default())
+                .map_err(|e| *e)?;
             assert_eq!(from_env.listen.port(), 9001);
             assert!(!from_env.token_issuing);
             assert_eq!(from_env.fetch_allow_nets.len(), 2);
@@ -206,13 +212,18 @@ mod tests {
                 listen: Some("127.0.0.1:9002".parse().unwrap()),
                 ..Overrides::default()
             };
-            let from_flags = Settings::load(Some(Path::new("gewe.toml")), &flags)?;
+            let from_flags =
+                Settings::load(Some(Path::new("gewe.toml")), &flags).map_err(|e| *e)?;
             assert_eq!(from_flags.listen.port(), 9002);
             Ok(())
         });
     }
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure returns figment::Error"
+    )]
     fn bad_networks_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GEWE_FETCH_ALLOW_NETS", "not-a-net");
