@@ -52,8 +52,14 @@ fn without_password(url: &str) -> String {
     }
 }
 
+/// The blob store named by the settings: the local folder, or the S3 bucket.
 pub fn open_storage(settings: &Settings) -> anyhow::Result<BlobStore> {
-    Ok(BlobStore::local(&settings.blob_dir())?)
+    let store = match settings.s3_config().map_err(anyhow::Error::msg)? {
+        None => BlobStore::local(&settings.blob_dir())?,
+        Some(s3) => BlobStore::s3(&s3)
+            .with_context(|| format!("cannot set up S3 bucket {:?}", s3.bucket))?,
+    };
+    Ok(store.with_public_base(settings.avatar_redirect_base.as_ref()))
 }
 
 pub async fn open_services(
