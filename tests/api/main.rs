@@ -4,10 +4,12 @@
 mod helpers;
 mod image_host;
 mod pictures;
+mod services;
 
 mod cli;
 mod envelope;
 mod profile;
+mod scale;
 mod ssrf;
 mod tokens;
 mod update_head_img;
