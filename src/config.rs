@@ -14,6 +14,7 @@ use url::Url;
 use crate::domain::AvatarUpdaterConfig;
 use crate::fetch::FetchConfig;
 use crate::imaging::ImageLimits;
+use crate::storage::S3Config;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -22,8 +23,22 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Holds the SQLite database and the blob folder unless configured otherwise.
     pub data_dir: PathBuf,
-    /// Defaults to `sqlite://<data_dir>/gewe.db`.
+    /// `sqlite://…` or `postgres://…`; defaults to `sqlite://<data_dir>/gewe.db`.
     pub database_url: Option<String>,
+    /// Where avatar blobs live: `local` (`<data_dir>/blobs`) or `s3`.
+    pub storage: StorageKind,
+    /// The bucket, with `storage = "s3"`; credentials come from the `AWS_*` environment.
+    pub s3_bucket: Option<String>,
+    /// Defaults to `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub s3_region: Option<String>,
+    /// An S3-compatible service (MinIO, Ceph, R2, …); AWS itself when unset.
+    pub s3_endpoint: Option<Url>,
+    /// Path-style requests (`endpoint/bucket/key`), as MinIO-likes want; AWS's
+    /// virtual-hosted style (`bucket.endpoint/key`) otherwise.
+    pub s3_path_style: bool,
+    /// When set, `/mmhead/<id>/<size>` redirects to `<base>/avatars/<id>/<size>.jpg`
+    /// (a CDN or the bucket's public address) instead of streaming the bytes.
+    pub avatar_redirect_base: Option<Url>,
     /// Base of the avatar links the server hands out; defaults to `http://<listen>`.
     pub public_url: Option<Url>,
     /// Whether `tools/getTokenId` issues tokens over HTTP.
@@ -49,6 +64,13 @@ pub struct Settings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
@@ -63,6 +85,12 @@ impl Default for Settings {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2531),
             data_dir: PathBuf::from("./gewe-data"),
             database_url: None,
+            storage: StorageKind::Local,
+            s3_bucket: None,
+            s3_region: None,
+            s3_endpoint: None,
+            s3_path_style: false,
+            avatar_redirect_base: None,
             public_url: None,
             token_issuing: true,
             fetch_allow_nets: fetch.allow_nets,
@@ -118,6 +146,24 @@ impl Settings {
 
     pub fn blob_dir(&self) -> PathBuf {
         self.data_dir.join("blobs")
+    }
+
+    /// The bucket settings, when blobs go to S3.
+    pub fn s3_config(&self) -> Result<Option<S3Config>, String> {
+        if self.storage != StorageKind::S3 {
+            return Ok(None);
+        }
+        let bucket = self
+            .s3_bucket
+            .clone()
+            .filter(|b| !b.trim().is_empty())
+            .ok_or("GEWE_STORAGE=s3 needs GEWE_S3_BUCKET")?;
+        Ok(Some(S3Config {
+            bucket,
+            region: self.s3_region.clone(),
+            endpoint: self.s3_endpoint.clone(),
+            path_style: self.s3_path_style,
+        }))
     }
 
     /// The configured public URL, or one derived from the address actually bound.
@@ -215,6 +261,46 @@ mod tests {
             let from_flags =
                 Settings::load(Some(Path::new("gewe.toml")), &flags).map_err(|e| *e)?;
             assert_eq!(from_flags.listen.port(), 9002);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure returns figment::Error"
+    )]
+    fn s3_storage_comes_from_flat_environment_names() {
+        figment::Jail::expect_with(|jail| {
+            let local = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(local.s3_config(), Ok(None));
+
+            jail.set_env("GEWE_STORAGE", "s3");
+            let missing = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert!(missing.s3_config().unwrap_err().contains("GEWE_S3_BUCKET"));
+
+            jail.set_env("GEWE_S3_BUCKET", "avatars");
+            jail.set_env("GEWE_S3_REGION", "eu-central-1");
+            jail.set_env("GEWE_S3_ENDPOINT", "http://127.0.0.1:9000");
+            jail.set_env("GEWE_S3_PATH_STYLE", "true");
+            jail.set_env("GEWE_AVATAR_REDIRECT_BASE", "https://cdn.example.com/a");
+            let s3 = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(
+                s3.s3_config(),
+                Ok(Some(S3Config {
+                    bucket: "avatars".into(),
+                    region: Some("eu-central-1".into()),
+                    endpoint: Some(Url::parse("http://127.0.0.1:9000").unwrap()),
+                    path_style: true,
+                }))
+            );
+            assert_eq!(
+                s3.avatar_redirect_base.unwrap().as_str(),
+                "https://cdn.example.com/a"
+            );
+
+            jail.set_env("GEWE_STORAGE", "ftp");
+            assert!(Settings::load(None, &Overrides::default()).is_err());
             Ok(())
         });
     }

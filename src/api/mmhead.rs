@@ -3,6 +3,10 @@
 //!
 //! An id names content that never changes, so responses are cacheable forever and
 //! a new avatar is a new URL: nothing stale can be shown after an update.
+//!
+//! With a public base for the blobs configured (`GEWE_AVATAR_REDIRECT_BASE`), the
+//! bytes are not streamed through the server: the answer is a redirect to the
+//! object, given only once the object is known to exist.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,6 +16,9 @@ use super::AppState;
 use crate::imaging::AvatarSize;
 
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
+/// The object behind a redirect never changes, but the base may be reconfigured
+/// (a new CDN): redirects are cached for a day, not forever.
+const CACHE_REDIRECT: &str = "public, max-age=86400";
 
 /// 头像图片
 ///
@@ -30,6 +37,8 @@ const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
         (status = 200, description = "The JPEG", content_type = "image/jpeg", body = Vec<u8>,
          headers(("ETag" = String), ("Cache-Control" = String, description = "public, max-age=31536000, immutable"))),
         (status = 304, description = "The cached copy is current"),
+        (status = 307, description = "With GEWE_AVATAR_REDIRECT_BASE set: the stored object's public address",
+         headers(("Location" = String), ("ETag" = String))),
         (status = 404, description = "No such avatar or size"),
     ),
 )]
@@ -48,6 +57,13 @@ pub async fn serve_variant(
     if matches_if_none_match(&headers, &etag) {
         return match state.storage.has_variant(&id, size).await {
             Ok(true) => cached_headers(StatusCode::NOT_MODIFIED, &etag).into_response(),
+            Ok(false) => StatusCode::NOT_FOUND.into_response(),
+            Err(e) => storage_failure(e),
+        };
+    }
+    if let Some(location) = state.storage.public_url(&id, size) {
+        return match state.storage.has_variant(&id, size).await {
+            Ok(true) => redirect(&location, &etag),
             Ok(false) => StatusCode::NOT_FOUND.into_response(),
             Err(e) => storage_failure(e),
         };
@@ -77,6 +93,22 @@ fn cached_headers(status: StatusCode, etag: &str) -> (StatusCode, HeaderMap) {
         headers.insert(header::ETAG, value);
     }
     (status, headers)
+}
+
+/// 307: the same method at the object's address (a HEAD stays a HEAD).
+fn redirect(location: &str, etag: &str) -> Response {
+    let (_, mut headers) = cached_headers(StatusCode::TEMPORARY_REDIRECT, etag);
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_REDIRECT),
+    );
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            headers.insert(header::LOCATION, value);
+            (StatusCode::TEMPORARY_REDIRECT, headers).into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 fn storage_failure(err: crate::storage::StorageError) -> Response {

@@ -1,10 +1,32 @@
 //! The database, behind one interface so the engine can change without the
-//! domain noticing.
+//! domain noticing: SQLite (the embedded default) or PostgreSQL (for many
+//! instances sharing one database).
+//!
+//! The two engines share what is the same text in both (the account columns, row
+//! decoding, migration embedding); their SQL stays separate where the dialects or
+//! the locking differ.
 
-mod sqlite;
+use std::borrow::Cow;
 
 use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{ColumnIndex, Decode, Row, SqlSafeStr, Type};
 
+/// `SELECT <every account column> FROM accounts <rest>`, as one `&'static str`.
+macro_rules! select_accounts {
+    ($($rest:literal)*) => {
+        concat!(
+            "SELECT app_id, wxid, nick_name, alias, mobile, uin, sex, province, city, signature, ",
+            "country, reg_country, sns_bg_img, avatar_id FROM accounts ",
+            $($rest),*
+        )
+    };
+}
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgRepo;
 pub use sqlite::SqliteRepo;
 
 use crate::domain::AppId;
@@ -104,4 +126,78 @@ pub trait Repository: Send + Sync + 'static {
 
     async fn avatar_exists(&self, avatar_id: &str) -> Result<bool, RepoError>;
     async fn avatar_history(&self, app_id: &AppId) -> Result<Vec<HistoryEntry>, RepoError>;
+}
+
+/// Migrations compiled into the binary (version, name, SQL), so an installed `gewe`
+/// needs no files beside it.
+type EmbeddedMigrations = [(i64, &'static str, &'static str)];
+
+fn migrator(embedded: &'static EmbeddedMigrations) -> Migrator {
+    let migrations = embedded
+        .iter()
+        .map(|(version, name, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*name),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+fn conflict_or(err: sqlx::Error, what: &str) -> RepoError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            RepoError::Conflict(what.to_owned())
+        }
+        _ => RepoError::Database(err),
+    }
+}
+
+/// Decodes a row of `select_accounts!`, from either engine.
+fn account_from_row<'r, R>(row: &'r R) -> Result<AccountRecord, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(AccountRecord {
+        app_id: AppId::from_trusted(row.try_get("app_id")?),
+        wxid: row.try_get("wxid")?,
+        nick_name: row.try_get("nick_name")?,
+        alias: row.try_get("alias")?,
+        mobile: row.try_get("mobile")?,
+        uin: row.try_get("uin")?,
+        sex: row.try_get("sex")?,
+        province: row.try_get("province")?,
+        city: row.try_get("city")?,
+        signature: row.try_get("signature")?,
+        country: row.try_get("country")?,
+        reg_country: row.try_get("reg_country")?,
+        sns_bg_img: row.try_get("sns_bg_img")?,
+        avatar_id: row.try_get("avatar_id")?,
+    })
+}
+
+/// Decodes a row of `SELECT avatar_id, source_url, changed_at FROM avatar_history`.
+fn history_from_row<'r, R>(row: &'r R) -> Result<HistoryEntry, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(HistoryEntry {
+        avatar_id: row.try_get("avatar_id")?,
+        source_url: row.try_get("source_url")?,
+        changed_at: row.try_get("changed_at")?,
+    })
 }

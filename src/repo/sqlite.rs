@@ -1,45 +1,22 @@
-use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlSafeStr, SqlitePool};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{
-    AccountRecord, AvatarChange, AvatarRecord, HistoryEntry, RepoError, Repository, TokenId,
+    AccountRecord, AvatarChange, AvatarRecord, EmbeddedMigrations, HistoryEntry, RepoError,
+    Repository, TokenId, account_from_row, conflict_or, history_from_row, migrator,
 };
 use crate::domain::{AppId, unix_now};
 
-/// Migrations compiled into the binary, so an installed `gewe` needs no files beside it.
-const MIGRATIONS: [(i64, &str, &str); 1] = [(
+const MIGRATIONS: &EmbeddedMigrations = &[(
     1,
     "init",
     include_str!("../../migrations/sqlite/0001_init.sql"),
 )];
-
-fn migrator() -> Migrator {
-    let migrations = MIGRATIONS
-        .iter()
-        .map(|(version, name, sql)| {
-            Migration::new(
-                *version,
-                Cow::Borrowed(*name),
-                MigrationType::Simple,
-                sql.into_sql_str(),
-                false,
-            )
-        })
-        .collect::<Vec<_>>();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
-    }
-}
 
 /// The embedded default: one SQLite file in WAL mode, shared safely with the CLI
 /// while the server runs (writers wait on each other instead of failing).
@@ -62,51 +39,13 @@ impl SqliteRepo {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        migrator().run(&pool).await?;
+        migrator(MIGRATIONS).run(&pool).await?;
         Ok(SqliteRepo { pool })
     }
 
     pub fn url_for_file(path: &Path) -> String {
         format!("sqlite://{}", path.display())
     }
-}
-
-fn conflict_or(err: sqlx::Error, what: &str) -> RepoError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            RepoError::Conflict(what.to_owned())
-        }
-        _ => RepoError::Database(err),
-    }
-}
-
-macro_rules! select_accounts {
-    ($($rest:literal)*) => {
-        concat!(
-            "SELECT app_id, wxid, nick_name, alias, mobile, uin, sex, province, city, signature, ",
-            "country, reg_country, sns_bg_img, avatar_id FROM accounts ",
-            $($rest),*
-        )
-    };
-}
-
-fn account_from_row(row: &SqliteRow) -> Result<AccountRecord, sqlx::Error> {
-    Ok(AccountRecord {
-        app_id: AppId::from_trusted(row.try_get("app_id")?),
-        wxid: row.try_get("wxid")?,
-        nick_name: row.try_get("nick_name")?,
-        alias: row.try_get("alias")?,
-        mobile: row.try_get("mobile")?,
-        uin: row.try_get("uin")?,
-        sex: row.try_get("sex")?,
-        province: row.try_get("province")?,
-        city: row.try_get("city")?,
-        signature: row.try_get("signature")?,
-        country: row.try_get("country")?,
-        reg_country: row.try_get("reg_country")?,
-        sns_bg_img: row.try_get("sns_bg_img")?,
-        avatar_id: row.try_get("avatar_id")?,
-    })
 }
 
 #[async_trait]
@@ -257,16 +196,10 @@ impl Repository for SqliteRepo {
         .bind(app_id.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(HistoryEntry {
-                    avatar_id: row.try_get("avatar_id")?,
-                    source_url: row.try_get("source_url")?,
-                    changed_at: row.try_get("changed_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(RepoError::from)
+        Ok(rows
+            .iter()
+            .map(history_from_row)
+            .collect::<Result<_, _>>()?)
     }
 }
 

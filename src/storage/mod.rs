@@ -4,6 +4,11 @@
 //! Layout: `avatars/<id>/<size>.jpg`, where `<id>` is derived from the content of all
 //! five variants. Objects are written create-only and never change afterwards, which
 //! is what lets the server hand them out as immutable, forever-cacheable URLs.
+//!
+//! Two backends: a local folder (one machine) and an S3 bucket (any number of
+//! instances; see `s3`).
+
+mod s3;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,6 +17,9 @@ use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use url::Url;
+
+pub use s3::S3Config;
 
 use crate::imaging::{AvatarSize, RenderedAvatar};
 
@@ -29,6 +37,9 @@ pub enum StorageError {
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// Where clients can fetch the objects themselves (a CDN or the bucket's public
+    /// address), if anywhere: `{base}/avatars/<id>/<size>.jpg`.
+    public_base: Option<String>,
 }
 
 impl BlobStore {
@@ -39,13 +50,26 @@ impl BlobStore {
             source,
         })?;
         let store = LocalFileSystem::new_with_prefix(dir)?;
-        Ok(BlobStore {
-            store: Arc::new(store),
-        })
+        Ok(Self::from_store(Arc::new(store)))
     }
 
     pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
-        BlobStore { store }
+        BlobStore {
+            store,
+            public_base: None,
+        }
+    }
+
+    /// Declares that the objects can be fetched at `{base}/avatars/<id>/<size>.jpg`.
+    pub fn with_public_base(mut self, base: Option<&Url>) -> Self {
+        self.public_base = base.map(|b| b.as_str().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The public address of one variant, when a public base is configured.
+    pub fn public_url(&self, avatar_id: &str, size: AvatarSize) -> Option<String> {
+        let base = self.public_base.as_deref()?;
+        Some(format!("{base}/{}", Self::key(avatar_id, size)))
     }
 
     fn key(avatar_id: &str, size: AvatarSize) -> ObjectPath {
@@ -53,8 +77,9 @@ impl BlobStore {
     }
 
     /// Writes every variant of `avatar` under `avatar_id`. Each object is written
-    /// whole (the store stages and renames) and only if absent, so re-sending the
-    /// same picture writes nothing and a half-finished earlier attempt is completed.
+    /// whole (the folder stages and renames; an S3 PUT is atomic) and only if absent,
+    /// so re-sending the same picture writes nothing and a half-finished earlier
+    /// attempt is completed.
     pub async fn put_avatar(
         &self,
         avatar_id: &str,
@@ -62,16 +87,24 @@ impl BlobStore {
     ) -> Result<(), StorageError> {
         for variant in &avatar.variants {
             let key = Self::key(avatar_id, variant.size);
+            let payload = PutPayload::from_bytes(variant.jpeg.clone());
             let options = PutOptions {
                 mode: PutMode::Create,
                 ..PutOptions::default()
             };
-            match self
-                .store
-                .put_opts(&key, PutPayload::from_bytes(variant.jpeg.clone()), options)
-                .await
-            {
+            match self.store.put_opts(&key, payload.clone(), options).await {
                 Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
+                // An S3 store configured without conditional puts
+                // (`AWS_CONDITIONAL_PUT=disabled`, for S3-likes that reject
+                // `If-None-Match`). Look, then write: two writers racing past the
+                // look both write the same bytes, because the key names the content,
+                // and each PUT replaces the object whole — so a reader never sees
+                // anything but that content.
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    if !self.exists(&key).await? {
+                        self.store.put(&key, payload).await?;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -97,7 +130,11 @@ impl BlobStore {
         avatar_id: &str,
         size: AvatarSize,
     ) -> Result<bool, StorageError> {
-        match self.store.head(&Self::key(avatar_id, size)).await {
+        self.exists(&Self::key(avatar_id, size)).await
+    }
+
+    async fn exists(&self, key: &ObjectPath) -> Result<bool, StorageError> {
+        match self.store.head(key).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),

@@ -8,6 +8,7 @@ fn run(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("GEWE_DATABASE_URL")
+        .envs(crate::services::backend_env(data_dir))
         .output()
         .expect("gewe runs")
 }

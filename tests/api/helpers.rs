@@ -70,6 +70,9 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
             .collect(),
         ..Settings::default()
     };
+    // The backend of this test run (GEWE_TEST_BACKEND): the data dir's SQLite and
+    // blob folder, or its PostgreSQL database and S3 bucket.
+    crate::services::configure(&mut settings, &data_dir).await;
     (setup.tweak)(&mut settings);
     let fetcher = match setup.network {
         Some((resolver, dialer)) => {
@@ -183,21 +186,9 @@ impl TestApp {
     }
 }
 
+/// Avatar objects stored for the server(s) on `data_dir`, in whichever backend.
 pub fn blob_files(data_dir: &Path) -> usize {
-    fn walk(dir: &Path) -> usize {
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| {
-                        let path = e.path();
-                        if path.is_dir() { walk(&path) } else { 1 }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    walk(&data_dir.join("blobs"))
+    crate::services::blob_count(data_dir)
 }
 
 /// Asserts an error envelope: ret 500 and the given top-level message.

@@ -4,12 +4,14 @@
 mod helpers;
 mod image_host;
 mod pictures;
+mod services;
 
 mod cli;
 mod envelope;
 mod login;
 mod openapi;
 mod profile;
+mod scale;
 mod shutdown;
 mod ssrf;
 mod tokens;
