@@ -11,7 +11,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr, SqlitePool};
 
 use super::{
-    AccountRecord, AvatarChange, AvatarRecord, HistoryEntry, RepoError, Repository, TokenId,
+    AccountRecord, AvatarChange, AvatarRecord, HistoryEntry, RecentChanges, RepoError, Repository,
+    TokenId,
 };
 use crate::domain::{AppId, unix_now};
 
@@ -267,6 +268,25 @@ impl Repository for SqliteRepo {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(RepoError::from)
+    }
+
+    async fn avatar_changes_since(
+        &self,
+        app_id: &AppId,
+        since: i64,
+    ) -> Result<RecentChanges, RepoError> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(changed_at) FROM avatar_history \
+             WHERE app_id = ? AND changed_at > ? AND source_url IS NOT NULL",
+        )
+        .bind(app_id.as_str())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RecentChanges {
+            count: u64::try_from(count).unwrap_or(0),
+            oldest,
+        })
     }
 }
 
