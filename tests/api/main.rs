@@ -6,8 +6,11 @@ mod image_host;
 mod pictures;
 
 mod cli;
+mod concurrency;
 mod envelope;
+mod overload;
 mod profile;
+mod requests;
 mod ssrf;
 mod tokens;
 mod update_head_img;
