@@ -114,6 +114,75 @@ fn png_claiming(side: u32) -> Vec<u8> {
     png
 }
 
+/// A real, fully decodable 1-bit grayscale PNG of `side`×`side` zeros: the
+/// header is honest and the data is there (deflate with fixed Huffman codes,
+/// 258-byte back-references), so only the limits stand between it and
+/// side² bytes of memory. 30000×30000 is about 700 KB.
+fn real_png_bomb(side: u32) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        len: u32,
+    }
+    impl Bits {
+        /// Writes `n` bits of `value`, least significant first (deflate order).
+        fn put(&mut self, value: u32, n: u32) {
+            self.acc |= u64::from(value) << self.len;
+            self.len += n;
+            while self.len >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.len -= 8;
+            }
+        }
+        /// Writes a Huffman code, most significant bit first.
+        fn code(&mut self, code: u32, n: u32) {
+            self.put(code.reverse_bits() >> (32 - n), n);
+        }
+    }
+    let row = 1 + u64::from(side).div_ceil(8);
+    let total = row * u64::from(side);
+    let mut bits = Bits {
+        out: vec![0x78, 0x01],
+        acc: 0,
+        len: 0,
+    };
+    bits.put(1, 1); // final block
+    bits.put(1, 2); // fixed Huffman codes
+    bits.code(0x30, 8); // literal 0
+    let mut left = total - 1;
+    while left >= 258 {
+        bits.code(0xC5, 8); // length 258
+        bits.code(0, 5); // distance 1
+        left -= 258;
+    }
+    for _ in 0..left {
+        bits.code(0x30, 8);
+    }
+    bits.code(0, 7); // end of block
+    bits.put(0, 7); // flush to a byte boundary
+    let mut zlib = bits.out;
+    let adler = (((total % 65521) << 16) | 1) as u32; // Adler-32 of zeros
+    zlib.extend_from_slice(&adler.to_be_bytes());
+
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[4..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    };
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[1, 0, 0, 0, 0]); // 1 bit, grayscale
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &zlib));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &byte in bytes {
@@ -155,6 +224,19 @@ fn cases(host: &ImageHost) -> Vec<Case> {
         "image/png",
         png_claiming(30_000),
         Want::Error("image-too-large", "30000x30000"),
+    );
+    add(
+        "real-bomb.png",
+        "image/png",
+        real_png_bomb(30_000),
+        Want::Error("image-too-large", "30000x30000"),
+    );
+    // The same construction at a legal size decodes: the bomb is a real PNG.
+    add(
+        "real-bomb-small.png",
+        "image/png",
+        real_png_bomb(500),
+        Want::Colour([0, 0, 0]),
     );
     add(
         "bomb-max.png",
