@@ -3,8 +3,6 @@
 //! was promised is lost and nothing half-made is visible.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gewe_server::imaging::{AvatarSize, ImageLimits, render_avatar};
@@ -96,7 +94,8 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
                 .map(move |(a, app_id)| (app_id.clone(), (a * 7 + k * 5) % PICTURES))
         })
         .collect();
-    let answered = Arc::new(AtomicUsize::new(0));
+    // Each answer (or failure) is reported here the moment it arrives.
+    let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel::<()>();
     let tasks: Vec<_> = plan
         .iter()
         .map(|(app_id, picture)| {
@@ -122,16 +121,17 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
                     },
                     Err(_) => Outcome::Lost,
                 };
-                answered.fetch_add(1, Ordering::SeqCst);
+                let _ = answered.send(());
                 outcome
             })
         })
         .collect();
 
-    // Mid-stream: SIGKILL once KILL_AFTER answers are in.
+    // Mid-stream: SIGKILL the moment the KILL_AFTER-th answer arrives, while
+    // the requests around it are still being written.
     let waited = tokio::time::timeout(Duration::from_secs(240), async {
-        while answered.load(Ordering::SeqCst) < KILL_AFTER {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        for _ in 0..KILL_AFTER {
+            answers.recv().await;
         }
     })
     .await;
