@@ -14,8 +14,8 @@ use crate::pictures::{encode, jpeg};
 
 /// A large smooth picture: small to send, slow to decode and resize.
 fn slow_picture() -> Vec<u8> {
-    let image = RgbImage::from_fn(4000, 4000, |x, y| {
-        Rgb([(x / 16) as u8, (y / 16) as u8, ((x + y) / 32) as u8])
+    let image = RgbImage::from_fn(2500, 2500, |x, y| {
+        Rgb([(x / 10) as u8, (y / 10) as u8, ((x + y) / 20) as u8])
     });
     encode(DynamicImage::ImageRgb8(image), ImageFormat::Png)
 }
