@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use crate::domain::AvatarUpdaterConfig;
+use crate::domain::{AvatarUpdaterConfig, ChangeLimit};
 use crate::fetch::FetchConfig;
 use crate::imaging::ImageLimits;
 use crate::storage::S3Config;
@@ -58,6 +58,9 @@ pub struct Settings {
     pub decode_slots: usize,
     pub decode_queue_timeout_ms: u64,
     pub process_timeout_ms: u64,
+    /// Per-account avatar change limit, `"<changes>/<seconds>"` such as `"5/3600"`;
+    /// unset (the default) means no limit.
+    pub avatar_change_limit: Option<ChangeLimit>,
     /// `text` or `json`.
     pub log_format: LogFormat,
 }
@@ -104,6 +107,7 @@ impl Default for Settings {
             decode_slots: 0,
             decode_queue_timeout_ms: avatar.queue_timeout.as_millis() as u64,
             process_timeout_ms: avatar.process_timeout.as_millis() as u64,
+            avatar_change_limit: avatar.change_limit,
             log_format: LogFormat::Text,
         }
     }
@@ -123,6 +127,9 @@ pub struct Overrides {
 }
 
 impl Settings {
+    // figment's error is large but carries the source of a bad value; settings
+    // are loaded once per process.
+    #[allow(clippy::result_large_err)]
     pub fn load(
         config_file: Option<&Path>,
         overrides: &Overrides,
@@ -204,6 +211,7 @@ impl Settings {
             },
             queue_timeout: Duration::from_millis(self.decode_queue_timeout_ms),
             process_timeout: Duration::from_millis(self.process_timeout_ms),
+            change_limit: self.avatar_change_limit,
         }
     }
 }
@@ -235,6 +243,7 @@ fn nets_from_list_or_string<'de, D: Deserializer<'de>>(
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 mod tests {
     use super::*;
 
@@ -314,6 +323,33 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GEWE_FETCH_ALLOW_NETS", "not-a-net");
             assert!(Settings::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn avatar_change_limit_is_off_by_default_and_read_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(defaults.avatar_change_limit, None);
+            assert_eq!(defaults.avatar_config().change_limit, None);
+
+            jail.set_env("GEWE_AVATAR_CHANGE_LIMIT", "5/3600");
+            let limited = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            let limit = ChangeLimit {
+                max: 5,
+                window_secs: 3600,
+            };
+            assert_eq!(limited.avatar_change_limit, Some(limit));
+            assert_eq!(limited.avatar_config().change_limit, Some(limit));
+
+            for bad in ["5", "0/60", "5/0", "five/3600", "5/-1"] {
+                jail.set_env("GEWE_AVATAR_CHANGE_LIMIT", bad);
+                assert!(
+                    Settings::load(None, &Overrides::default()).is_err(),
+                    "{bad}"
+                );
+            }
             Ok(())
         });
     }

@@ -151,6 +151,16 @@ fn avatar_error_detail(err: &AvatarError) -> (&'static str, String) {
             format!("处理超时: 下载和处理图片超过{}秒", t.as_secs_f32()),
         ),
         AvatarError::Worker(_) => ("internal", String::new()),
+        AvatarError::RateLimited {
+            limit,
+            retry_after_secs,
+        } => (
+            "rate-limited",
+            format!(
+                "修改头像过于频繁，请稍后再试: 每{}秒最多修改{}次，请在{}秒后重试",
+                limit.window_secs, limit.max, retry_after_secs
+            ),
+        ),
     }
 }
 

@@ -23,6 +23,52 @@ pub enum AvatarError {
     Timeout(Duration),
     #[error("image worker failed: {0}")]
     Worker(String),
+    #[error("more than {} avatar changes in {} s; retry in {retry_after_secs} s", .limit.max, .limit.window_secs)]
+    RateLimited {
+        limit: ChangeLimit,
+        retry_after_secs: u64,
+    },
+}
+
+/// At most `max` avatar changes per account in any `window_secs` seconds
+/// (`GEWE_AVATAR_CHANGE_LIMIT="5/3600"`). WeChat applies risk control to
+/// accounts that change their avatar often; this lets a deployment do the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChangeLimit {
+    pub max: u32,
+    pub window_secs: u64,
+}
+
+impl std::str::FromStr for ChangeLimit {
+    type Err = String;
+
+    /// `"<max changes>/<window seconds>"`, both positive, e.g. `"5/3600"`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!("avatar change limit must look like \"5/3600\" (changes/seconds), got {text:?}")
+        };
+        let (max, window) = text.trim().split_once('/').ok_or_else(bad)?;
+        let max: u32 = max.trim().parse().map_err(|_| bad())?;
+        let window_secs: u64 = window.trim().parse().map_err(|_| bad())?;
+        if max == 0 || window_secs == 0 || i64::try_from(window_secs).is_err() {
+            return Err(bad());
+        }
+        Ok(ChangeLimit { max, window_secs })
+    }
+}
+
+impl TryFrom<String> for ChangeLimit {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<ChangeLimit> for String {
+    fn from(limit: ChangeLimit) -> String {
+        format!("{}/{}", limit.max, limit.window_secs)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +80,8 @@ pub struct AvatarUpdaterConfig {
     pub queue_timeout: Duration,
     /// One deadline over download and processing together.
     pub process_timeout: Duration,
+    /// Per-account limit on avatar changes; `None` (the default) means no limit.
+    pub change_limit: Option<ChangeLimit>,
 }
 
 impl Default for AvatarUpdaterConfig {
@@ -43,6 +91,7 @@ impl Default for AvatarUpdaterConfig {
             decode_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue_timeout: Duration::from_secs(10),
             process_timeout: Duration::from_secs(20),
+            change_limit: None,
         }
     }
 }
@@ -85,6 +134,8 @@ impl AvatarUpdater {
         if self.repo.find_account(owner, app_id).await?.is_none() {
             return Err(DomainError::DeviceNotFound(app_id.clone()));
         }
+        // Risk control before any fetch: a refused change costs no download.
+        self.check_change_limit(app_id).await?;
         let deadline = self.config.process_timeout;
         let rendered = tokio::time::timeout(deadline, async {
             let bytes = self.fetcher.fetch(url.as_url()).await?;
@@ -100,6 +151,34 @@ impl AvatarUpdater {
             .set_avatar(owner, app_id, &avatar, url.as_url().as_str())
             .await?
             .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
+    }
+
+    /// Counts committed changes in the database, so several server instances
+    /// sharing it enforce one limit. Concurrent requests at the boundary may each
+    /// pass before either commits (the check is not part of `set_avatar`'s
+    /// transaction).
+    async fn check_change_limit(&self, app_id: &AppId) -> Result<(), DomainError> {
+        let Some(limit) = self.config.change_limit else {
+            return Ok(());
+        };
+        let window = i64::try_from(limit.window_secs).unwrap_or(i64::MAX);
+        let now = super::unix_now();
+        let recent = self
+            .repo
+            .avatar_changes_since(app_id, now.saturating_sub(window))
+            .await?;
+        if recent.count < u64::from(limit.max) {
+            return Ok(());
+        }
+        let frees_at = recent.oldest.unwrap_or(now).saturating_add(window);
+        let retry_after_secs = u64::try_from(frees_at.saturating_sub(now))
+            .unwrap_or(0)
+            .max(1);
+        Err(AvatarError::RateLimited {
+            limit,
+            retry_after_secs,
+        }
+        .into())
     }
 
     /// Decodes and renders on a blocking thread, holding one of the bounded decode

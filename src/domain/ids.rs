@@ -111,6 +111,15 @@ pub struct HeadImgUrl(Url);
 impl HeadImgUrl {
     pub fn parse(field: Option<String>) -> Result<Self, FieldError> {
         let value = non_empty("headImgUrl", field)?;
+        // The URL parser silently drops tabs and newlines inside a URL and
+        // strips control characters at its ends, so what would be fetched is not
+        // what was sent; refuse instead of guessing.
+        if value.trim().chars().any(char::is_control) {
+            return Err(FieldError::Invalid {
+                field: "headImgUrl",
+                detail: "图片地址不合法: 不能包含控制字符".to_owned(),
+            });
+        }
         let url = Url::parse(value.trim()).map_err(|e| FieldError::Invalid {
             field: "headImgUrl",
             detail: format!("图片地址不合法: {e}"),
@@ -188,6 +197,9 @@ mod tests {
             "data:image/png;base64,AAAA",
             "http://user:pass@example.com/a.jpg",
             "not a url",
+            "http://example.com/a\n.jpg",
+            "http://exam\tple.com/a.jpg",
+            "http://example.com/a.jpg\u{0}",
         ] {
             assert!(
                 matches!(

@@ -8,7 +8,7 @@ mod avatars;
 mod ids;
 
 pub use accounts::{AccountDraft, Accounts, Profile};
-pub use avatars::{AvatarError, AvatarUpdater, AvatarUpdaterConfig};
+pub use avatars::{AvatarError, AvatarUpdater, AvatarUpdaterConfig, ChangeLimit};
 pub use ids::{AppId, FieldError, HeadImgUrl, Wxid};
 
 use crate::repo::RepoError;

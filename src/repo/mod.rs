@@ -79,6 +79,14 @@ pub struct HistoryEntry {
     pub changed_at: i64,
 }
 
+/// Recent avatar changes of one account, for the per-account change limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecentChanges {
+    pub count: u64,
+    /// `changed_at` (Unix seconds) of the oldest change counted.
+    pub oldest: Option<i64>,
+}
+
 /// Whether `set_avatar` moved the pointer or found it already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AvatarChange {
@@ -126,6 +134,15 @@ pub trait Repository: Send + Sync + 'static {
 
     async fn avatar_exists(&self, avatar_id: &str) -> Result<bool, RepoError>;
     async fn avatar_history(&self, app_id: &AppId) -> Result<Vec<HistoryEntry>, RepoError>;
+
+    /// Avatar changes of `app_id` committed after `since` (Unix seconds): history
+    /// rows with a source URL, so the account's first avatar does not count.
+    /// Read from the database, so the count holds across server instances.
+    async fn avatar_changes_since(
+        &self,
+        app_id: &AppId,
+        since: i64,
+    ) -> Result<RecentChanges, RepoError>;
 }
 
 /// Migrations compiled into the binary (version, name, SQL), so an installed `gewe`

@@ -6,8 +6,8 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::{
-    AccountRecord, AvatarChange, AvatarRecord, EmbeddedMigrations, HistoryEntry, RepoError,
-    Repository, TokenId, account_from_row, conflict_or, history_from_row, migrator,
+    AccountRecord, AvatarChange, AvatarRecord, EmbeddedMigrations, HistoryEntry, RecentChanges,
+    RepoError, Repository, TokenId, account_from_row, conflict_or, history_from_row, migrator,
 };
 use crate::domain::{AppId, unix_now};
 
@@ -204,6 +204,25 @@ impl Repository for PgRepo {
             .iter()
             .map(history_from_row)
             .collect::<Result<_, _>>()?)
+    }
+
+    async fn avatar_changes_since(
+        &self,
+        app_id: &AppId,
+        since: i64,
+    ) -> Result<RecentChanges, RepoError> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(changed_at) FROM avatar_history \
+             WHERE app_id = $1 AND changed_at > $2 AND source_url IS NOT NULL",
+        )
+        .bind(app_id.as_str())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RecentChanges {
+            count: u64::try_from(count).unwrap_or(0),
+            oldest,
+        })
     }
 }
 

@@ -91,7 +91,7 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
     }));
     TestApp {
         base,
-        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        client: crate::helpers::http_client_builder().build().unwrap(),
         state,
         data_dir,
         _temp: temp,
@@ -203,4 +203,12 @@ pub fn assert_error_detail(envelope: &Value, msg: &str, needle: &str) {
     let detail = envelope["data"]["msg"].as_str().unwrap_or_default();
     assert!(detail.contains(needle), "expected {needle:?} in {envelope}");
     assert!(envelope["data"]["code"].is_string(), "{envelope}");
+}
+
+/// A reqwest client builder for tests. reqwest shares the server's rustls build,
+/// which carries no default crypto provider, so the test installs ring like the
+/// server does.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy()
 }

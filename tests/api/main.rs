@@ -7,10 +7,13 @@ mod pictures;
 mod services;
 
 mod cli;
+mod concurrency;
 mod envelope;
 mod login;
 mod openapi;
+mod overload;
 mod profile;
+mod requests;
 mod scale;
 mod shutdown;
 mod ssrf;

@@ -541,8 +541,7 @@ async fn with_a_redirect_base_avatars_redirect_to_objects_that_exist() {
         .trim_end_matches("/0")
         .to_owned();
 
-    let client = reqwest::Client::builder()
-        .no_proxy()
+    let client = crate::helpers::http_client_builder()
         .redirect(Policy::none())
         .build()
         .unwrap();

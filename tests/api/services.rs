@@ -349,8 +349,7 @@ impl Services {
     /// A new bucket, publicly readable so redirects to it can be followed.
     pub async fn create_bucket(&self) -> String {
         let name = format!("t-{:016x}", rand::random::<u64>());
-        let response = reqwest::Client::builder()
-            .no_proxy()
+        let response = crate::helpers::http_client_builder()
             .build()
             .unwrap()
             .put(format!("{}/{name}", self.s3_endpoint))

@@ -46,7 +46,7 @@ async fn sigterm_finishes_in_flight_requests() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = crate::helpers::http_client_builder().build().unwrap();
     for _ in 0..100 {
         if client.get(format!("{base}/readyz")).send().await.is_ok() {
             break;

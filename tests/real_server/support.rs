@@ -1,0 +1,185 @@
+//! The real `gewe` binary as a child process: started on an ephemeral loopback
+//! port (read back from its JSON log), killed with SIGKILL on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use gewe_server::config::Settings;
+use gewe_server::domain::{AccountDraft, Accounts};
+use gewe_server::startup::{open_repo, open_storage};
+use serde_json::{Value, json};
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `gewe serve` on `data_dir`; fetches may reach loopback only.
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gewe"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("GEWE_DATABASE_URL")
+            .env_remove("GEWE_PUBLIC_URL")
+            .env_remove("GEWE_LISTEN")
+            .env("GEWE_FETCH_ALLOW_NETS", "127.0.0.0/8")
+            .env("GEWE_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,sqlx=warn,hyper_util=warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("gewe serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Reads the log for the bound address, then keeps draining it so the
+        // server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(sender) = &tx
+                    && let Ok(entry) = serde_json::from_str::<Value>(&line)
+                    && entry["fields"]["message"] == "gewe-server listening"
+                {
+                    let addr = entry["fields"]["addr"].as_str().unwrap_or_default();
+                    let _ = sender.send(addr.to_owned());
+                    tx = None;
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server logs its address");
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            client: crate::support::http_client_builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `VmHWM` (peak resident set) of the server process, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub async fn call(&self, path: &str, token: Option<&str>, body: Value) -> Value {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.header("X-GEWE-TOKEN", token);
+        }
+        let response = request.send().await.expect("server answers");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("JSON envelope")
+    }
+
+    pub async fn new_token(&self) -> String {
+        let envelope = self.call("/v2/api/tools/getTokenId", None, json!({})).await;
+        envelope["data"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn update_head_img(&self, token: &str, app_id: &str, url: &str) -> Value {
+        self.call(
+            "/gewe/v2/api/personal/updateHeadImg",
+            Some(token),
+            json!({"appId": app_id, "headImgUrl": url}),
+        )
+        .await
+    }
+
+    pub async fn profile(&self, token: &str, app_id: &str) -> Value {
+        let envelope = self
+            .call(
+                "/gewe/v2/api/personal/getProfile",
+                Some(token),
+                json!({"appId": app_id}),
+            )
+            .await;
+        assert_eq!(envelope["ret"], 200, "{envelope}");
+        envelope["data"].clone()
+    }
+
+    /// GET a URL the server handed out: status and body.
+    pub async fn get(&self, url: &str) -> (u16, bytes::Bytes) {
+        let response = self.client.get(url).send().await.expect("server answers");
+        let status = response.status().as_u16();
+        (status, response.bytes().await.unwrap())
+    }
+
+    pub async fn alive(&self) -> bool {
+        matches!(
+            self.client.get(format!("{}/healthz", self.base)).send().await,
+            Ok(r) if r.status() == 200
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates `count` accounts owned by `token` directly in the data dir, the way
+/// `gewe account create` does (safe while the server runs).
+pub async fn create_accounts(data_dir: &Path, token: &str, count: usize) -> Vec<String> {
+    let settings = Settings {
+        data_dir: data_dir.to_path_buf(),
+        ..Settings::default()
+    };
+    let repo = open_repo(&settings).await.unwrap();
+    let tokens = gewe_server::auth::Tokens::new(repo.clone());
+    let owner = tokens.authenticate(Some(token)).await.unwrap();
+    let accounts = Accounts::new(repo, open_storage(&settings).unwrap());
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let account = accounts
+            .create(owner, AccountDraft::default())
+            .await
+            .unwrap();
+        ids.push(account.app_id.to_string());
+    }
+    ids
+}
+
+/// The content id in `/mmhead/<id>/<size>`.
+pub fn avatar_id(url: &str) -> String {
+    url.split("/mmhead/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned()
+}
+
+/// A reqwest client builder for tests. reqwest shares the server's rustls build,
+/// which carries no default crypto provider, so the test installs ring like the
+/// server does.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy()
+}
