@@ -24,7 +24,8 @@ pub enum DevicesOrError {
 
 /// 查看设备列表
 ///
-/// The appIds of the devices this token owns, oldest first (self-hosted Gewechat).
+/// The appIds of the devices this token owns, in order of creation (self-hosted
+/// Gewechat).
 #[utoipa::path(
     post,
     path = "/gewe/v2/api/login/deviceList",
