@@ -1,17 +1,29 @@
 //! Crash consistency: SIGKILL the real server in the middle of ~200 concurrent
 //! avatar updates, restart it on the same data dir, and check that nothing that
 //! was promised is lost and nothing half-made is visible.
+//!
+//! Runs on the test process's backend (`GEWE_TEST_BACKEND`): SQLite + blob folder,
+//! or PostgreSQL + S3. The checks are the same on both, through SQL and
+//! `object_store`; only each engine's own integrity checks differ.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
+use gewe_server::config::Settings;
 use gewe_server::imaging::{AvatarSize, ImageLimits, render_avatar};
+use object_store::ObjectStore;
+use object_store::aws::S3ConditionalPut;
+use object_store::local::LocalFileSystem;
 use serde_json::{Value, json};
-use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use crate::image_host::ImageHost;
 use crate::pictures::{close, decode, two_tone};
+use crate::services::{services, shared_data_of};
 use crate::support::{Server, avatar_id, create_accounts};
 
 const PICTURES: usize = 50;
@@ -37,6 +49,160 @@ enum Outcome {
     Refused(Value),
     /// No answer: the server died while it was in flight.
     Lost,
+}
+
+/// The server's database, in the engine of the test's backend.
+enum Db {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+/// An `accounts.avatar_id` with no `avatars` row.
+const MISSING_AVATARS: &str = "SELECT COUNT(*) FROM accounts a \
+     WHERE NOT EXISTS (SELECT 1 FROM avatars v WHERE v.id = a.avatar_id)";
+/// A history row naming no account or no avatar.
+const DANGLING_HISTORY: &str = "SELECT COUNT(*) FROM avatar_history h \
+     WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.app_id = h.app_id) \
+        OR NOT EXISTS (SELECT 1 FROM avatars v WHERE v.id = h.avatar_id)";
+/// An account whose avatar is not that of its last history row (or that has none).
+const POINTER_MISMATCH: &str = "SELECT COUNT(*) FROM accounts a \
+     WHERE COALESCE((SELECT h.avatar_id FROM avatar_history h WHERE h.app_id = a.app_id \
+                     ORDER BY h.id DESC LIMIT 1), '') <> a.avatar_id";
+
+impl Db {
+    async fn open(data_dir: &Path) -> Db {
+        match shared_data_of(data_dir) {
+            None => Db::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(
+                        SqliteConnectOptions::new()
+                            .filename(data_dir.join("gewe.db"))
+                            .read_only(true),
+                    )
+                    .await
+                    .unwrap(),
+            ),
+            Some(shared) => Db::Pg(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&shared.database_url)
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+
+    fn engine(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "SQLite",
+            Db::Pg(_) => "PostgreSQL",
+        }
+    }
+
+    /// The engine's own checks: SQLite can verify its file and its foreign keys;
+    /// PostgreSQL enforces foreign keys on every write, checked below anyway.
+    async fn check_engine(&self) {
+        let Db::Sqlite(db) = self else { return };
+        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(db)
+            .await
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        let dangling = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(db)
+            .await
+            .unwrap();
+        assert!(
+            dangling.is_empty(),
+            "{} rows violate foreign keys",
+            dangling.len()
+        );
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        match self {
+            Db::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(db).await,
+            Db::Pg(db) => sqlx::query_scalar(sql).fetch_one(db).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// `(avatar_id, source_url)` of every history row of `app_id`, oldest first.
+    async fn history(&self, app_id: &str) -> Vec<(String, Option<String>)> {
+        match self {
+            Db::Sqlite(db) => {
+                sqlx::query_as(
+                    "SELECT avatar_id, source_url FROM avatar_history \
+                     WHERE app_id = ? ORDER BY id",
+                )
+                .bind(app_id)
+                .fetch_all(db)
+                .await
+            }
+            Db::Pg(db) => {
+                sqlx::query_as(
+                    "SELECT avatar_id, source_url FROM avatar_history \
+                     WHERE app_id = $1 ORDER BY id",
+                )
+                .bind(app_id)
+                .fetch_all(db)
+                .await
+            }
+        }
+        .unwrap()
+    }
+
+    async fn avatar_ids(&self) -> HashSet<String> {
+        const SQL: &str = "SELECT id FROM avatars";
+        match self {
+            Db::Sqlite(db) => sqlx::query_scalar(SQL).fetch_all(db).await,
+            Db::Pg(db) => sqlx::query_scalar(SQL).fetch_all(db).await,
+        }
+        .unwrap()
+        .into_iter()
+        .collect()
+    }
+}
+
+/// The blob store of `data_dir`: its blob folder or its bucket.
+fn blob_store(data_dir: &Path) -> Arc<dyn ObjectStore> {
+    match shared_data_of(data_dir) {
+        None => Arc::new(LocalFileSystem::new_with_prefix(blob_dir(data_dir)).unwrap()),
+        Some(shared) => services().s3_store(&shared.bucket, S3ConditionalPut::ETagMatch),
+    }
+}
+
+/// Files in the blob folder that are no variant (`<size>.jpg`): what the folder
+/// stages before its rename, left by the kill. `object_store` does not list them.
+fn staging_files(data_dir: &Path) -> usize {
+    if shared_data_of(data_dir).is_some() {
+        return 0;
+    }
+    let Ok(dirs) = std::fs::read_dir(blob_dir(data_dir).join("avatars")) else {
+        return 0;
+    };
+    dirs.map(|d| {
+        std::fs::read_dir(d.unwrap().path())
+            .unwrap()
+            .filter(|f| {
+                let name = f.as_ref().unwrap().file_name();
+                let name = name.to_string_lossy();
+                !AvatarSize::ALL
+                    .iter()
+                    .any(|s| *name == format!("{}.jpg", s.label()))
+            })
+            .count()
+    })
+    .sum()
+}
+
+fn blob_dir(data_dir: &Path) -> std::path::PathBuf {
+    Settings {
+        data_dir: data_dir.to_path_buf(),
+        ..Settings::default()
+    }
+    .blob_dir()
 }
 
 fn colours(i: usize) -> ([u8; 3], [u8; 3]) {
@@ -69,7 +235,7 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
     let by_id: HashMap<&str, &Picture> = pictures.iter().map(|p| (p.id.as_str(), p)).collect();
     let by_url: HashMap<&str, &Picture> = pictures.iter().map(|p| (p.url.as_str(), p)).collect();
 
-    let server = Server::start(dir.path(), SERVER_ENV);
+    let server = Server::start(dir.path(), SERVER_ENV).await;
     let token = server.new_token().await;
     let accounts = create_accounts(dir.path(), &token, ACCOUNTS).await;
     let initial: HashMap<String, String> = {
@@ -161,47 +327,28 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
     );
 
     // Restart on the same data.
-    let server = Server::start(dir.path(), SERVER_ENV);
+    let server = Server::start(dir.path(), SERVER_ENV).await;
 
-    // 1. The database is intact.
-    let db = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::new()
-                .filename(dir.path().join("gewe.db"))
-                .read_only(true),
-        )
-        .await
-        .unwrap();
-    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    let dangling = sqlx::query("PRAGMA foreign_key_check")
-        .fetch_all(&db)
-        .await
-        .unwrap();
-    assert!(
-        dangling.is_empty(),
-        "{} rows violate foreign keys",
-        dangling.len()
+    // 1. The database is intact: the engine's own checks, then the invariants
+    //    the schema promises, in plain SQL on either engine.
+    let db = Db::open(dir.path()).await;
+    db.check_engine().await;
+    assert_eq!(
+        db.count(MISSING_AVATARS).await,
+        0,
+        "accounts without avatar"
+    );
+    assert_eq!(db.count(DANGLING_HISTORY).await, 0, "dangling history rows");
+    assert_eq!(
+        db.count(POINTER_MISMATCH).await,
+        0,
+        "accounts not showing their last history row"
     );
 
     // 2. Every answered update is visible; history and pointers agree.
     let mut survived_in_flight = 0;
     for app_id in &accounts {
-        let rows = sqlx::query(
-            "SELECT avatar_id, source_url FROM avatar_history WHERE app_id = ? ORDER BY id",
-        )
-        .bind(app_id)
-        .fetch_all(&db)
-        .await
-        .unwrap();
-        let history: Vec<(String, Option<String>)> = rows
-            .iter()
-            .map(|r| (r.get("avatar_id"), r.get("source_url")))
-            .collect();
+        let history = db.history(app_id).await;
         assert_eq!(history[0], (initial[app_id].clone(), None));
         for (id, url) in &history[1..] {
             let url = url.as_deref().unwrap();
@@ -261,41 +408,47 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
         }
     }
 
-    // 4. No half-written blob is served: every variant in the blob folder,
-    //    referenced or not, is either absent or a whole JPEG of the right size.
-    let referenced: HashSet<String> = sqlx::query("SELECT id FROM avatars")
-        .fetch_all(&db)
+    // 4. No half-written blob is served: every stored object is a variant of an
+    //    avatar (`avatars/<id>/<size>.jpg`), every variant of a referenced avatar
+    //    is stored, and every stored variant is served as a whole JPEG of its size.
+    let referenced = db.avatar_ids().await;
+    let listed: Vec<String> = blob_store(dir.path())
+        .list(None)
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
         .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get("id"))
-        .collect();
-    let mut stray_files = 0;
-    let mut orphans = 0;
+        .unwrap();
+    let mut stored: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+    for key in &listed {
+        let parts: Vec<&str> = key.split('/').collect();
+        let size = match parts[..] {
+            ["avatars", _, file] => AvatarSize::ALL
+                .iter()
+                .find(|s| file == format!("{}.jpg", s.label())),
+            _ => None,
+        };
+        let size = size.unwrap_or_else(|| panic!("stray object {key}"));
+        stored
+            .entry(parts[1].to_owned())
+            .or_default()
+            .insert(size.label());
+    }
+    let stray_files = staging_files(dir.path());
+    let orphans = stored.keys().filter(|id| !referenced.contains(*id)).count();
     let mut checked = 0;
-    for entry in std::fs::read_dir(dir.path().join("blobs/avatars")).unwrap() {
-        let entry = entry.unwrap();
-        let id = entry.file_name().to_string_lossy().into_owned();
-        let files: Vec<String> = std::fs::read_dir(entry.path())
-            .unwrap()
-            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        stray_files += files
-            .iter()
-            .filter(|f| {
-                !AvatarSize::ALL
-                    .iter()
-                    .any(|s| **f == format!("{}.jpg", s.label()))
-            })
-            .count();
-        if !referenced.contains(&id) {
-            orphans += 1;
-        }
+    let ids: BTreeSet<&String> = stored.keys().chain(&referenced).collect();
+    for id in ids {
         for size in AvatarSize::ALL {
             let (status, bytes) = server
                 .get(&format!("{}/mmhead/{id}/{}", server.base, size.label()))
                 .await;
-            if referenced.contains(&id) {
+            let is_stored = stored.get(id).is_some_and(|s| s.contains(size.label()));
+            if referenced.contains(id) {
+                assert!(
+                    is_stored,
+                    "referenced avatar {id} misses size {}",
+                    size.label()
+                );
                 assert_eq!(
                     status,
                     200,
@@ -313,15 +466,23 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
                 }
                 checked += 1;
             } else {
+                assert!(!is_stored, "{id}/{}: stored but not served", size.label());
                 assert_eq!(status, 404, "{id}/{}", size.label());
             }
         }
     }
 
     println!(
-        "crash: {} updates sent, {done} answered ret 200 before SIGKILL, {lost} in flight \
+        "crash ({} + {}): {} updates sent, {done} answered ret 200 before SIGKILL, {lost} in flight \
          ({survived_in_flight} of those committed anyway); all {done} answered updates survived; \
-         {checked} variants served whole, {orphans} unreferenced avatar dirs, {stray_files} stray staging files",
+         {checked} variants served whole, {orphans} unreferenced avatars, \
+         {stray_files} stray staging files",
+        db.engine(),
+        if shared_data_of(dir.path()).is_some() {
+            "S3"
+        } else {
+            "blob folder"
+        },
         plan.len()
     );
 

@@ -456,7 +456,8 @@ async fn hostile_pictures_get_the_right_avatar_or_a_clear_error_in_bounded_memor
             ("GEWE_DECODE_QUEUE_TIMEOUT_MS", "120000"),
             ("GEWE_PROCESS_TIMEOUT_MS", "240000"),
         ],
-    );
+    )
+    .await;
     let host = ImageHost::start().await;
     let token = server.new_token().await;
     let app_id = create_accounts(dir.path(), &token, 1).await.remove(0);

@@ -19,8 +19,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `gewe serve` on `data_dir`; fetches may reach loopback only.
-    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+    /// Starts `gewe serve` on `data_dir` (and, for pg-s3, on the database and
+    /// bucket of `data_dir`); fetches may reach loopback only.
+    pub async fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let backend_env = backend_env(data_dir).await;
         let mut command = Command::new(env!("CARGO_BIN_EXE_gewe"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -31,6 +33,7 @@ impl Server {
             .env("GEWE_FETCH_ALLOW_NETS", "127.0.0.0/8")
             .env("GEWE_LOG_FORMAT", "json")
             .env("RUST_LOG", "info,sqlx=warn,hyper_util=warn")
+            .envs(backend_env)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -148,10 +151,7 @@ impl Drop for Server {
 /// Creates `count` accounts owned by `token` directly in the data dir, the way
 /// `gewe account create` does (safe while the server runs).
 pub async fn create_accounts(data_dir: &Path, token: &str, count: usize) -> Vec<String> {
-    let settings = Settings {
-        data_dir: data_dir.to_path_buf(),
-        ..Settings::default()
-    };
+    let settings = settings(data_dir).await;
     let repo = open_repo(&settings).await.unwrap();
     let tokens = gewe_server::auth::Tokens::new(repo.clone());
     let owner = tokens.authenticate(Some(token)).await.unwrap();
@@ -165,6 +165,25 @@ pub async fn create_accounts(data_dir: &Path, token: &str, count: usize) -> Vec<
         ids.push(account.app_id.to_string());
     }
     ids
+}
+
+/// Settings that reach the data of `data_dir` in the test's backend: the folder
+/// itself, or (pg-s3) its database and bucket, made at first use.
+pub async fn settings(data_dir: &Path) -> Settings {
+    let mut settings = Settings {
+        data_dir: data_dir.to_path_buf(),
+        ..Settings::default()
+    };
+    crate::services::configure(&mut settings, data_dir).await;
+    settings
+}
+
+/// The `GEWE_*` environment pointing a `gewe` process at the data of `data_dir`
+/// (empty for the local backend, where `--data-dir` says it all).
+async fn backend_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    // Makes the database and bucket on first use.
+    settings(data_dir).await;
+    crate::services::backend_env(data_dir)
 }
 
 /// The content id in `/mmhead/<id>/<size>`.
