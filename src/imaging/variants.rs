@@ -126,7 +126,9 @@ pub(crate) fn flatten_to_rgb8(image: DynamicImage) -> RgbImage {
 fn encode_jpeg(image: &RgbImage) -> Result<Bytes, ImageError> {
     let (w, h) = image.dimensions();
     let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
-        return Err(ImageError::Internal(format!("jpeg encode: {w}x{h} too large")));
+        return Err(ImageError::Internal(format!(
+            "jpeg encode: {w}x{h} too large"
+        )));
     };
     let mut out = Vec::with_capacity(image.as_raw().len() / 8 + 1024);
     let mut encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
