@@ -15,6 +15,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 use crate::imaging::{AvatarSize, RenderedAvatar};
 
+mod cache;
+pub use cache::{DEFAULT_CACHE_BYTES, VariantCache};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("blob store error: {0}")]
@@ -29,6 +32,8 @@ pub enum StorageError {
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// Hot variants in memory: reads and ETag checks of cached ones cost no I/O.
+    cache: Arc<VariantCache>,
 }
 
 impl BlobStore {
@@ -39,13 +44,14 @@ impl BlobStore {
             source,
         })?;
         let store = LocalFileSystem::new_with_prefix(dir)?;
-        Ok(BlobStore {
-            store: Arc::new(store),
-        })
+        Ok(Self::from_store(Arc::new(store)))
     }
 
     pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
-        BlobStore { store }
+        BlobStore {
+            store,
+            cache: Arc::new(VariantCache::new(DEFAULT_CACHE_BYTES)),
+        }
     }
 
     fn key(avatar_id: &str, size: AvatarSize) -> ObjectPath {
@@ -84,8 +90,15 @@ impl BlobStore {
         avatar_id: &str,
         size: AvatarSize,
     ) -> Result<Option<Bytes>, StorageError> {
+        if let Some(jpeg) = self.cache.get(avatar_id, size) {
+            return Ok(Some(jpeg));
+        }
         match self.store.get(&Self::key(avatar_id, size)).await {
-            Ok(result) => Ok(Some(result.bytes().await?)),
+            Ok(result) => {
+                let jpeg = result.bytes().await?;
+                self.cache.insert(avatar_id, size, jpeg.clone());
+                Ok(Some(jpeg))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -97,6 +110,9 @@ impl BlobStore {
         avatar_id: &str,
         size: AvatarSize,
     ) -> Result<bool, StorageError> {
+        if self.cache.get(avatar_id, size).is_some() {
+            return Ok(true);
+        }
         match self.store.head(&Self::key(avatar_id, size)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
