@@ -51,7 +51,8 @@ fn main() {
     match mode.as_str() {
         "cpu" => {
             let rounds: usize = arg(&args, "--rounds").map_or(5, |v| v.parse().unwrap());
-            let min = Duration::from_millis(arg(&args, "--min-ms").map_or(600, |v| v.parse().unwrap()));
+            let min =
+                Duration::from_millis(arg(&args, "--min-ms").map_or(600, |v| v.parse().unwrap()));
             let avatar = render(); // warm-up (and the outputs)
             if let Some(dir) = arg(&args, "--out") {
                 std::fs::create_dir_all(&dir).expect("out dir");
@@ -77,7 +78,10 @@ fn main() {
                 "{{\"cpu_ms\": {:.3}, \"wall_ms\": {:.3}, \"rounds_cpu_ms\": {:?}, \"bytes\": {:?}}}",
                 median(per_round.clone()),
                 median(wall_round),
-                per_round.iter().map(|v| (v * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+                per_round
+                    .iter()
+                    .map(|v| (v * 1000.0).round() / 1000.0)
+                    .collect::<Vec<_>>(),
                 sizes
             );
         }
