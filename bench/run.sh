@@ -74,6 +74,10 @@ for f in "${INPUTS[@]}"; do
   done
 done
 
+log "(a) floor: libjpeg-turbo entropy decoding of the 12 MP JPEG (jpegload shrink=8)"
+VIPS_CONCURRENCY=1 "$VENV/bin/python" bench/vips_pipeline.py "$WORK/inputs/photo-12mp.jpg" \
+  --rounds "$ROUNDS" --min-ms "$MIN_MS" --decode-only 8 | tee "$RESULTS/a-floor.json"
+
 # ------------------------------------------------------------------ servers
 PIDS=()
 cleanup() {
