@@ -99,6 +99,11 @@ fn decode_as(
             max_alloc: limits.max_alloc,
         });
     }
+    if format == AcceptedFormat::Jpeg
+        && let Some(image) = decode_jpeg_reduced(bytes, width, height, limits)
+    {
+        return Ok(Decoded { image, orientation });
+    }
     decoder
         .set_limits(remaining)
         .map_err(|e| map_error(e, format, limits))?;
@@ -106,6 +111,58 @@ fn decode_as(
     // JPEG/PNG/WebP read a single image; the GIF decoder reads only the first frame.
     let image = DynamicImage::from_decoder(decoder).map_err(|e| map_error(e, format, limits))?;
     Ok(Decoded { image, orientation })
+}
+
+/// Shrink-on-load for large JPEGs: when the centre square is at least twice
+/// the `0` variant's side, decode at 1/2, 1/4 or 1/8 scale in the DCT domain
+/// (the IDCT is computed on the low-frequency corner of each block, which is a
+/// proper low-pass, not a point sample), choosing the smallest scale whose
+/// square side is still ≥ 640, so the resampler still only ever shrinks.
+/// Entropy decoding is the same work; the IDCT, upsampling, colour conversion,
+/// the buffer and the resampler's input shrink 4–64×.
+///
+/// `None` means "use the full decoder": the picture is small enough, not plain
+/// 8-bit greyscale/YCbCr/RGB (CMYK, lossless, 16-bit keep the exact path), or
+/// `jpeg-decoder` refused it — the full decoder then decides and reports the
+/// same errors as before. Runs after all header and memory checks.
+fn decode_jpeg_reduced(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    limits: &ImageLimits,
+) -> Option<DynamicImage> {
+    use jpeg_decoder::{CodingProcess, Decoder, PixelFormat};
+
+    let target = u64::from(super::AvatarSize::Big.nominal_px());
+    let square = u64::from(width.min(height));
+    if square < 2 * target {
+        return None;
+    }
+    let mut decoder = Decoder::new(bytes);
+    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).ok()?);
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    let plain = matches!(
+        info.coding_process,
+        CodingProcess::DctSequential | CodingProcess::DctProgressive
+    ) && matches!(info.pixel_format, PixelFormat::L8 | PixelFormat::RGB24);
+    if !plain || (u32::from(info.width), u32::from(info.height)) != (width, height) {
+        return None;
+    }
+    // Ask for the size at which the *shorter* side reaches the target (the
+    // decoder accepts a scale when either side reaches the request).
+    let request = |side: u32| u16::try_from((u64::from(side) * target).div_ceil(square)).ok();
+    let (out_w, out_h) = decoder.scale(request(width)?, request(height)?).ok()?;
+    if u64::from(out_w.min(out_h)) < target {
+        return None;
+    }
+    let pixels = decoder.decode().ok()?;
+    let (w, h) = (u32::from(out_w), u32::from(out_h));
+    match decoder.info()?.pixel_format {
+        PixelFormat::RGB24 => image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8),
+        PixelFormat::L8 => image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8),
+        _ => None,
+    }
 }
 
 /// Scratch memory the decoder allocates without consulting `max_alloc`:
@@ -215,7 +272,12 @@ pub(crate) fn jpeg_is_complete(b: &[u8]) -> bool {
                 // Garbage between header segments.
                 return false;
             }
-            i += 1;
+            // Entropy-coded data: jump to the next 0xFF (SIMD search; this
+            // walk covers every byte of the file).
+            match memchr::memchr(0xFF, &b[i..]) {
+                Some(offset) => i += offset,
+                None => return false,
+            }
             continue;
         }
         let marker = b[i + 1];

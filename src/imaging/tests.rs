@@ -874,3 +874,38 @@ fn render_rgb_accepts_any_shape() {
         Err(ImageError::Corrupt { .. })
     ));
 }
+
+// ---------------------------------------------------------------- shrink-on-load
+
+#[test]
+fn large_jpeg_is_decoded_reduced_with_the_same_result() {
+    // 1400×1300: the centre square (1300) is ≥ 2×640, so the JPEG is decoded at
+    // 1/2 scale (700×650) before resampling. Stored red over blue, orientation 6.
+    let jpeg = encode(
+        &DynamicImage::ImageRgb8(red_over_blue(1400, 1300)),
+        ImageFormat::Jpeg,
+    );
+    let limits = ImageLimits::default();
+    let reduced = decode::decode(&jpeg, &limits).expect("decode");
+    assert_eq!((reduced.image.width(), reduced.image.height()), (700, 650));
+    let avatar = render(&with_exif_orientation(&jpeg, 6));
+    assert_variants(&avatar, 640);
+    let [_, _, left, right] = edges(&avatar);
+    assert_near(&left, BLUE, 20);
+    assert_near(&right, RED, 20);
+
+    // Greyscale takes the same path.
+    let grey =
+        DynamicImage::ImageLuma8(image::GrayImage::from_pixel(1300, 1500, image::Luma([90])));
+    let avatar = render(&encode(&grey, ImageFormat::Jpeg));
+    assert_variants(&avatar, 640);
+    assert_near(big(&avatar).get_pixel(320, 320), [90, 90, 90], 4);
+
+    // Below 2×640 the full decoder runs, as before.
+    let small = encode(
+        &DynamicImage::ImageRgb8(noise(1279, 1300)),
+        ImageFormat::Jpeg,
+    );
+    let full = decode::decode(&small, &limits).expect("decode");
+    assert_eq!((full.image.width(), full.image.height()), (1279, 1300));
+}

@@ -2,9 +2,8 @@
 
 use bytes::Bytes;
 use fast_image_resize as fr;
-use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
-use image::{DynamicImage, ExtendedColorType, RgbImage};
+use image::{DynamicImage, RgbImage};
 
 use super::error::ImageError;
 use super::{AvatarSize, JPEG_QUALITY, RenderedAvatar, Variant};
@@ -121,15 +120,22 @@ pub(crate) fn flatten_to_rgb8(image: DynamicImage) -> RgbImage {
     RgbImage::from_raw(w, h, buf).unwrap_or_else(|| RgbImage::new(0, 0))
 }
 
+/// Baseline JPEG at [`JPEG_QUALITY`] with 4:2:0 chroma (box-averaged, as libjpeg
+/// does below quality 90), standard tables, JFIF header only. `jpeg-encoder`
+/// uses AVX2 for colour conversion and the DCT where the CPU has it.
 fn encode_jpeg(image: &RgbImage) -> Result<Bytes, ImageError> {
+    let (w, h) = image.dimensions();
+    let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
+        return Err(ImageError::Internal(format!(
+            "jpeg encode: {w}x{h} too large"
+        )));
+    };
     let mut out = Vec::with_capacity(image.as_raw().len() / 8 + 1024);
-    JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-        .encode(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ExtendedColorType::Rgb8,
-        )
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+    encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+    encoder
+        .encode(image.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| ImageError::Internal(format!("jpeg encode: {e}")))?;
     Ok(Bytes::from(out))
 }

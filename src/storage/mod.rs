@@ -23,6 +23,9 @@ pub use s3::S3Config;
 
 use crate::imaging::{AvatarSize, RenderedAvatar};
 
+mod cache;
+pub use cache::{DEFAULT_CACHE_BYTES, VariantCache};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("blob store error: {0}")]
@@ -40,6 +43,8 @@ pub struct BlobStore {
     /// Where clients can fetch the objects themselves (a CDN or the bucket's public
     /// address), if anywhere: `{base}/avatars/<id>/<size>.jpg`.
     public_base: Option<String>,
+    /// Hot variants in memory: reads and ETag checks of cached ones cost no I/O.
+    cache: Arc<VariantCache>,
 }
 
 impl BlobStore {
@@ -57,6 +62,7 @@ impl BlobStore {
         BlobStore {
             store,
             public_base: None,
+            cache: Arc::new(VariantCache::new(DEFAULT_CACHE_BYTES)),
         }
     }
 
@@ -117,8 +123,15 @@ impl BlobStore {
         avatar_id: &str,
         size: AvatarSize,
     ) -> Result<Option<Bytes>, StorageError> {
+        if let Some(jpeg) = self.cache.get(avatar_id, size) {
+            return Ok(Some(jpeg));
+        }
         match self.store.get(&Self::key(avatar_id, size)).await {
-            Ok(result) => Ok(Some(result.bytes().await?)),
+            Ok(result) => {
+                let jpeg = result.bytes().await?;
+                self.cache.insert(avatar_id, size, jpeg.clone());
+                Ok(Some(jpeg))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -130,6 +143,9 @@ impl BlobStore {
         avatar_id: &str,
         size: AvatarSize,
     ) -> Result<bool, StorageError> {
+        if self.cache.get(avatar_id, size).is_some() {
+            return Ok(true);
+        }
         self.exists(&Self::key(avatar_id, size)).await
     }
 
