@@ -72,8 +72,6 @@ enum TokenCommand {
     },
 }
 
-// Parsed once per process; boxing the fields would only obscure clap's derive.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 #[expect(clippy::large_enum_variant, reason = "parsed once per process")]
 enum AccountCommand {

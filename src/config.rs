@@ -127,9 +127,6 @@ pub struct Overrides {
 }
 
 impl Settings {
-    // figment's error is large but carries the source of a bad value; settings
-    // are loaded once per process.
-    #[allow(clippy::result_large_err)]
     pub fn load(
         config_file: Option<&Path>,
         overrides: &Overrides,
@@ -248,10 +245,6 @@ mod tests {
     use super::*;
 
     #[test]
-    #[expect(
-        clippy::result_large_err,
-        reason = "figment::Jail's closure returns figment::Error"
-    )]
     fn layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("gewe.toml", "listen = \"127.0.0.1:9000\"\ntoken_issuing = false\nfetch_allow_nets = [\"10.0.0.0/8\"]")?;
@@ -275,10 +268,6 @@ mod tests {
     }
 
     #[test]
-    #[expect(
-        clippy::result_large_err,
-        reason = "figment::Jail's closure returns figment::Error"
-    )]
     fn s3_storage_comes_from_flat_environment_names() {
         figment::Jail::expect_with(|jail| {
             let local = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
@@ -315,10 +304,6 @@ mod tests {
     }
 
     #[test]
-    #[expect(
-        clippy::result_large_err,
-        reason = "figment::Jail's closure returns figment::Error"
-    )]
     fn bad_networks_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GEWE_FETCH_ALLOW_NETS", "not-a-net");
