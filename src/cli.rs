@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::auth::Tokens;
 use crate::config::{Overrides, Settings};
-use crate::domain::{AccountDraft, Accounts};
+use crate::domain::{AccountDraft, Accounts, Clock};
 use crate::imaging::{self, AvatarSize};
 use crate::startup::{Application, open_repo, open_storage};
 use crate::telemetry;
@@ -139,7 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?
         }
         Command::Token(TokenCommand::Create { label }) => {
-            let tokens = Tokens::new(open_repo(&settings).await?);
+            let tokens = Tokens::new(open_repo(&settings).await?, Clock::system());
             println!("{}", tokens.issue(label.as_deref()).await?.token);
         }
         Command::Account(command) => account(&settings, command).await?,
@@ -150,8 +150,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn account(settings: &Settings, command: AccountCommand) -> anyhow::Result<()> {
     let repo = open_repo(settings).await?;
-    let tokens = Tokens::new(repo.clone());
-    let accounts = Accounts::new(repo, open_storage(settings)?);
+    let tokens = Tokens::new(repo.clone(), Clock::system());
+    let accounts = Accounts::new(repo, open_storage(settings)?, Clock::system());
     let owner = |token: String| {
         let tokens = tokens.clone();
         async move {

@@ -15,6 +15,7 @@ use crate::domain::{AvatarUpdaterConfig, ChangeLimit};
 use crate::fetch::FetchConfig;
 use crate::imaging::ImageLimits;
 use crate::storage::S3Config;
+pub use crate::telemetry::LogFormat;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -70,13 +71,6 @@ pub struct Settings {
 pub enum StorageKind {
     Local,
     S3,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 impl Default for Settings {
@@ -143,9 +137,9 @@ impl Settings {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            crate::repo::SqliteRepo::url_for_file(&self.data_dir.join("gewe.db"))
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gewe.db").display()))
     }
 
     pub fn blob_dir(&self) -> PathBuf {

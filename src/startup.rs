@@ -11,9 +11,9 @@ use url::Url;
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::Tokens;
 use crate::config::Settings;
-use crate::domain::{Accounts, AvatarUpdater};
+use crate::domain::{Accounts, AvatarUpdater, Clock, Repository};
 use crate::fetch::Fetcher;
-use crate::repo::{PgRepo, Repository, SqliteRepo};
+use crate::repo::{PgRepo, SqliteRepo};
 use crate::storage::BlobStore;
 
 /// Opens the database named by the settings (applying migrations; for SQLite,
@@ -62,21 +62,39 @@ pub fn open_storage(settings: &Settings) -> anyhow::Result<BlobStore> {
     Ok(store.with_public_base(settings.avatar_redirect_base.as_ref()))
 }
 
+/// The world outside the settings: how the server reaches the network, and its
+/// clock. Tests replace both.
+pub struct Outside {
+    pub fetcher: Fetcher,
+    pub clock: Clock,
+}
+
+impl Outside {
+    pub fn real(settings: &Settings) -> Self {
+        Outside {
+            fetcher: Fetcher::new(settings.fetch_config()),
+            clock: Clock::system(),
+        }
+    }
+}
+
 pub async fn open_services(
     settings: &Settings,
     public_url: &Url,
-    fetcher: Fetcher,
+    outside: Outside,
 ) -> anyhow::Result<Services> {
+    let Outside { fetcher, clock } = outside;
     let repo = open_repo(settings).await?;
     let storage = open_storage(settings)?;
     Ok(Services {
-        tokens: Tokens::new(repo.clone()),
-        accounts: Accounts::new(repo.clone(), storage.clone()),
+        tokens: Tokens::new(repo.clone(), clock.clone()),
+        accounts: Accounts::new(repo.clone(), storage.clone(), clock.clone()),
         avatars: AvatarUpdater::new(
             fetcher,
             repo.clone(),
             storage.clone(),
             settings.avatar_config(),
+            clock,
         ),
         avatar_urls: AvatarUrls::new(public_url),
         token_issuing: settings.token_issuing,
@@ -94,18 +112,18 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        Self::build_with_fetcher(settings, Fetcher::new(settings.fetch_config())).await
+        Self::build_with(settings, Outside::real(settings)).await
     }
 
-    /// Like `build`, with the outside world reached through `fetcher` (tests inject
-    /// a resolver and dialer that never leave the machine).
-    pub async fn build_with_fetcher(settings: &Settings, fetcher: Fetcher) -> anyhow::Result<Self> {
+    /// Like `build`, with the outside world replaced (tests inject a resolver and
+    /// dialer that never leave the machine, and a clock they move).
+    pub async fn build_with(settings: &Settings, outside: Outside) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
         let public_url = settings.public_url_for(local_addr);
-        let services = open_services(settings, &public_url, fetcher).await?;
+        let services = open_services(settings, &public_url, outside).await?;
         Ok(Application {
             listener,
             local_addr,

@@ -3,18 +3,20 @@
 //! GeWe routes always answer HTTP 200 with `application/json;charset=UTF-8` and
 //! `{ret, msg[, data]}`; clients look only at `ret == 200`.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::middleware::current_request_id;
 use crate::auth::AuthError;
 use crate::domain::{AvatarError, DomainError, FieldError};
 
 pub const JSON_UTF8: &str = "application/json;charset=UTF-8";
 
-/// The OpenAPI schema of each route is `Envelope<payload-or-ErrorDetail>`: the
-/// same shape describes both answers.
+/// `{ret, msg[, data]}`. The OpenAPI schema of a route is `Envelope<DataOrError<T>>`
+/// (or `Envelope<ErrorDetail>` when success carries no data): one shape describes
+/// both answers.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Envelope<T: Serialize> {
     /// 200 成功, 500 失败
@@ -22,6 +24,15 @@ pub struct Envelope<T: Serialize> {
     pub msg: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<T>,
+}
+
+/// `data` of an envelope, as the OpenAPI document describes it: the payload on
+/// success, the reason on failure. Answers are built by [`Envelope`] and [`ApiError`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum DataOrError<T: Serialize> {
+    Data(T),
+    Error(ErrorDetail),
 }
 
 impl Envelope<()> {
@@ -72,11 +83,19 @@ pub struct ErrorDetail {
     pub msg: String,
 }
 
+/// A failure that is ours, not the caller's. It rides on the response to the
+/// request-context middleware, which logs it with the request id and puts that id
+/// into the answer.
+#[derive(Debug, Clone)]
+pub struct InternalFailure(pub Arc<str>);
+
 /// A failed GeWe call: `{"ret":500,"msg":…,"data":{"code":…,"msg":…}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub msg: String,
     pub detail: Option<ErrorDetail>,
+    /// Set for failures that are ours; never shown to the caller.
+    cause: Option<Arc<str>>,
 }
 
 impl ApiError {
@@ -84,6 +103,7 @@ impl ApiError {
         ApiError {
             msg: msg.into(),
             detail: None,
+            cause: None,
         }
     }
 
@@ -98,14 +118,21 @@ impl ApiError {
                 code: code.into(),
                 msg: detail.into(),
             }),
+            cause: None,
         }
     }
 
-    /// A failure that is ours, not the caller's: logged in full, answered with the
-    /// request id so the log line can be found.
+    /// A failure that is ours: answered as `服务器内部错误` with the request id,
+    /// its cause logged (not answered) by the middleware.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        let request_id = current_request_id().unwrap_or_default();
-        tracing::error!(%cause, %request_id, "internal error");
+        ApiError {
+            cause: Some(cause.to_string().into()),
+            ..Self::internal_answer("")
+        }
+    }
+
+    /// What the caller sees of an internal failure of request `request_id`.
+    pub fn internal_answer(request_id: &str) -> Self {
         ApiError::with_detail(
             "服务器内部错误",
             "internal",
@@ -127,15 +154,13 @@ impl ApiError {
             DomainError::InvalidInput(detail) => {
                 ApiError::with_detail(failed, "invalid-input", detail)
             }
+            DomainError::Avatar(AvatarError::Worker(cause)) => ApiError::internal(cause),
             DomainError::Avatar(err) => {
                 let (code, detail) = avatar_error_detail(&err);
-                if code == "internal" {
-                    return ApiError::internal(err);
-                }
                 ApiError::with_detail(failed, code, detail)
             }
             DomainError::Storage(e) => ApiError::internal(e),
-            DomainError::Repo(e) => ApiError::internal(e),
+            DomainError::Store(e) => ApiError::internal(e),
             DomainError::Internal(e) => ApiError::internal(e),
         }
     }
@@ -150,7 +175,7 @@ fn avatar_error_detail(err: &AvatarError) -> (&'static str, String) {
             "timeout",
             format!("处理超时: 下载和处理图片超过{}秒", t.as_secs_f32()),
         ),
-        AvatarError::Worker(_) => ("internal", String::new()),
+        AvatarError::Worker(cause) => ("internal", cause.clone()),
         AvatarError::RateLimited {
             limit,
             retry_after_secs,
@@ -180,7 +205,7 @@ impl From<AuthError> for ApiError {
         match err {
             AuthError::Missing => ApiError::new("header:X-GEWE-TOKEN 不可为空"),
             AuthError::Unknown => ApiError::new("header:X-GEWE-TOKEN 不可用或已过期"),
-            AuthError::Repo(e) => ApiError::internal(e),
+            AuthError::Store(e) => ApiError::internal(e),
         }
     }
 }
@@ -193,6 +218,10 @@ impl IntoResponse for ApiError {
             data: self.detail,
         };
         // Serialising strings and a struct of strings cannot fail.
-        json_response(serde_json::to_vec(&envelope).unwrap_or_default())
+        let mut response = json_response(serde_json::to_vec(&envelope).unwrap_or_default());
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(InternalFailure(cause));
+        }
+        response
     }
 }

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::envelope::ApiError;
-use crate::repo::TokenId;
+use crate::domain::TokenId;
 
 /// GeWe request bodies are small JSON objects; anything larger is refused unread.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -1,6 +1,7 @@
 //! Per-request context: a request id (taken from `X-Request-Id` when sane, made up
-//! otherwise), a tracing span, one log line per request, and a guard that turns a
-//! panicking handler into an envelope instead of a dropped connection.
+//! otherwise), a tracing span, one log line per request, the log line of an
+//! internal failure (with its cause, which the caller never sees), and a guard that
+//! turns a panicking handler into an envelope instead of a dropped connection.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -13,18 +14,9 @@ use futures_util::FutureExt;
 use rand::RngCore;
 use tracing::Instrument;
 
-use super::envelope::ApiError;
+use super::envelope::{ApiError, InternalFailure};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being handled on this task, if any.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
 
 fn incoming_id(request: &Request) -> Option<String> {
     let value = request.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
@@ -51,15 +43,18 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         path = %request.uri().path(),
     );
     let started = Instant::now();
-    let outcome = REQUEST_ID
-        .scope(
-            id.clone(),
-            AssertUnwindSafe(next.run(request)).catch_unwind(),
-        )
+    let outcome = AssertUnwindSafe(next.run(request))
+        .catch_unwind()
         .instrument(span.clone())
         .await;
     let mut response = match outcome {
-        Ok(response) => response,
+        Ok(mut response) => match response.extensions_mut().remove::<InternalFailure>() {
+            Some(InternalFailure(cause)) => {
+                span.in_scope(|| tracing::error!(%cause, "internal error"));
+                ApiError::internal_answer(&id).into_response()
+            }
+            None => response,
+        },
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -67,8 +62,7 @@ pub async fn request_context(request: Request, next: Next) -> Response {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".to_owned());
             span.in_scope(|| tracing::error!(panic = %what, "handler panicked"));
-            ApiError::with_detail("服务器内部错误", "internal", format!("请求ID: {id}"))
-                .into_response()
+            ApiError::internal_answer(&id).into_response()
         }
     };
     if let Ok(value) = HeaderValue::from_str(&id) {

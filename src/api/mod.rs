@@ -14,16 +14,15 @@ mod tools;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
 use url::Url;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use envelope::{ApiError, Envelope, JSON_UTF8};
+pub use envelope::{ApiError, DataOrError, Envelope, ErrorDetail, JSON_UTF8};
 
 use crate::auth::Tokens;
-use crate::domain::{Accounts, AvatarUpdater};
-use crate::imaging::AvatarSize;
-use crate::repo::Repository;
+use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Repository};
 use crate::storage::BlobStore;
 
 /// Cloud GeWe and self-hosted Gewechat put the same routes under different prefixes.
@@ -69,26 +68,39 @@ impl AvatarUrls {
         }
     }
 
-    pub fn url(&self, avatar_id: &str, size: AvatarSize) -> String {
+    pub fn url(&self, avatar_id: AvatarId, size: AvatarSize) -> String {
         format!("{}/mmhead/{avatar_id}/{}", self.base, size.label())
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    let gewe = Router::new()
-        .route("/tools/getTokenId", post(tools::get_token_id))
-        .route("/login/checkOnline", post(login::check_online))
-        .route("/login/deviceList", post(login::device_list))
-        .route("/personal/getProfile", post(personal::get_profile))
-        .route("/personal/updateHeadImg", post(personal::update_head_img));
-    let mut app = Router::new();
+/// Every GeWe action, each registered once: this one list yields the routes
+/// under both prefixes and their OpenAPI paths. A new action is one handler file
+/// and one line here.
+fn gewe_actions() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(tools::get_token_id::get_token_id))
+        .routes(routes!(login::check_online::check_online))
+        .routes(routes!(login::device_list::device_list))
+        .routes(routes!(personal::get_profile::get_profile))
+        .routes(routes!(personal::update_head_img::update_head_img))
+}
+
+/// The whole surface, routes and document together.
+fn surface() -> OpenApiRouter<AppState> {
+    let mut surface = OpenApiRouter::with_openapi(openapi::base_document());
     for prefix in PREFIXES {
-        app = app.nest(prefix, gewe.clone());
+        surface = surface.nest(prefix, gewe_actions());
     }
-    app.route("/mmhead/{id}/{size}", get(mmhead::serve_variant))
-        .route("/healthz", get(health::alive))
-        .route("/readyz", get(health::ready))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+    surface
+        .routes(routes!(mmhead::serve_variant))
+        .routes(routes!(health::alive))
+        .routes(routes!(health::ready))
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, document) = surface().split_for_parts();
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::finish(document)))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
 }

@@ -1,11 +1,12 @@
-//! The OpenAPI document, generated from the handlers' annotations and served at
-//! `/openapi.json`, with Swagger UI (assets compiled in, no network) at `/docs`.
+//! The OpenAPI document, generated from the handlers' annotations (collected as
+//! the routes are registered, see [`super::router`]) and served at `/openapi.json`,
+//! with Swagger UI (assets compiled in, no network) at `/docs`.
 
+use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::openapi::{OpenApi as OpenApiDoc, PathItem};
 use utoipa::{Modify, OpenApi};
 
-use super::{PREFIXES, health, login, mmhead, personal, tools};
+use super::PREFIXES;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,16 +17,6 @@ use super::{PREFIXES, health, login, mmhead, personal, tools};
             (self-hosted Gewechat), always with HTTP 200 and the envelope \
             `{ret, msg[, data]}`: `ret` 200 is success, 500 failure with \
             `data: {code, msg}` naming the reason.",
-    ),
-    paths(
-        tools::get_token_id::get_token_id,
-        login::check_online::check_online,
-        login::device_list::device_list,
-        personal::get_profile::get_profile,
-        personal::update_head_img::update_head_img,
-        mmhead::serve_variant,
-        health::alive,
-        health::ready,
     ),
     modifiers(&TokenHeader),
     tags(
@@ -53,24 +44,31 @@ impl Modify for TokenHeader {
     }
 }
 
-/// The document, with every GeWe route listed under both prefixes (annotations name
-/// the cloud prefix; the self-hosted copy gets its own operation ids).
-pub fn document() -> OpenApiDoc {
-    let mut doc = ApiDoc::openapi();
-    let [cloud, self_hosted] = PREFIXES;
-    let copies: Vec<(String, PathItem)> = doc
+/// Info, tags and security scheme; the paths come with the routes.
+pub(super) fn base_document() -> OpenApiDoc {
+    ApiDoc::openapi()
+}
+
+/// Every GeWe route is registered under both prefixes; operation ids must be
+/// unique, so the self-hosted copies get their own, and are listed after the rest.
+pub(super) fn finish(mut doc: OpenApiDoc) -> OpenApiDoc {
+    let self_hosted = PREFIXES[1];
+    let (copies, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut doc.paths.paths)
+        .into_iter()
+        .partition(|(path, _)| path.starts_with(self_hosted));
+    doc.paths.paths.extend(rest);
+    doc.paths
         .paths
-        .paths
-        .iter()
-        .filter_map(|(path, item)| {
-            let rest = path.strip_prefix(cloud)?;
-            let mut item = item.clone();
+        .extend(copies.into_iter().map(|(path, mut item)| {
             if let Some(op) = item.post.as_mut() {
-                op.operation_id = op.operation_id.as_ref().map(|id| format!("{id}SelfHosted"));
+                op.operation_id = op.operation_id.take().map(|id| format!("{id}SelfHosted"));
             }
-            Some((format!("{self_hosted}{rest}"), item))
-        })
-        .collect();
-    doc.paths.paths.extend(copies);
+            (path, item)
+        }));
     doc
+}
+
+/// The document as `/openapi.json` serves it.
+pub fn document() -> OpenApiDoc {
+    finish(super::surface().split_for_parts().1)
 }

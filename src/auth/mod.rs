@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::repo::{RepoError, Repository, TokenId};
+use crate::domain::{Clock, Repository, StoreError, TokenId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -18,7 +18,7 @@ pub enum AuthError {
     #[error("X-GEWE-TOKEN unknown")]
     Unknown,
     #[error(transparent)]
-    Repo(#[from] RepoError),
+    Store(#[from] StoreError),
 }
 
 /// A freshly issued token: the only moment its plaintext exists.
@@ -30,18 +30,22 @@ pub struct IssuedToken {
 #[derive(Clone)]
 pub struct Tokens {
     repo: Arc<dyn Repository>,
+    clock: Clock,
 }
 
 impl Tokens {
-    pub fn new(repo: Arc<dyn Repository>) -> Self {
-        Tokens { repo }
+    pub fn new(repo: Arc<dyn Repository>, clock: Clock) -> Self {
+        Tokens { repo, clock }
     }
 
-    pub async fn issue(&self, label: Option<&str>) -> Result<IssuedToken, RepoError> {
+    pub async fn issue(&self, label: Option<&str>) -> Result<IssuedToken, StoreError> {
         let mut raw = [0u8; 16];
         rand::rng().fill_bytes(&mut raw);
         let token = hex::encode(raw);
-        let id = self.repo.insert_token(&hash_token(&token), label).await?;
+        let id = self
+            .repo
+            .insert_token(&hash_token(&token), label, self.clock.unix_now())
+            .await?;
         Ok(IssuedToken { token, id })
     }
 

@@ -2,9 +2,12 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use super::{AppId, DomainError, FieldError, Wxid, avatars::persist_avatar};
+use super::avatars::persist_avatar;
+use super::{
+    AccountRecord, AppId, Clock, DomainError, FieldError, HistoryEntry, Repository, StoreError,
+    TokenId, Wxid,
+};
 use crate::imaging;
-use crate::repo::{AccountRecord, RepoError, Repository, TokenId};
 use crate::storage::BlobStore;
 
 /// What a caller may choose when creating an account; the rest gets plausible values.
@@ -28,11 +31,16 @@ pub type Profile = AccountRecord;
 pub struct Accounts {
     repo: Arc<dyn Repository>,
     storage: BlobStore,
+    clock: Clock,
 }
 
 impl Accounts {
-    pub fn new(repo: Arc<dyn Repository>, storage: BlobStore) -> Self {
-        Accounts { repo, storage }
+    pub fn new(repo: Arc<dyn Repository>, storage: BlobStore, clock: Clock) -> Self {
+        Accounts {
+            repo,
+            storage,
+            clock,
+        }
     }
 
     /// Creates an online account owned by `owner`, with a generated default avatar
@@ -64,9 +72,10 @@ impl Accounts {
         let record = AccountRecord {
             app_id: AppId::generate(),
             nick_name: draft.nick_name.unwrap_or_else(|| {
-                format!("微信用户{}", &wxid.as_str()[wxid.as_str().len() - 4..])
+                let w = wxid.as_str();
+                format!("微信用户{}", &w[w.len() - 4..])
             }),
-            wxid: wxid.as_str().to_owned(),
+            wxid,
             alias: draft.alias.unwrap_or_default(),
             mobile: draft.mobile.unwrap_or_default(),
             uin: rand::rng().random_range(1..=i64::from(i32::MAX)),
@@ -77,11 +86,12 @@ impl Accounts {
             country: draft.country.unwrap_or_else(|| "CN".to_owned()),
             reg_country: "CN".to_owned(),
             sns_bg_img: String::new(),
-            avatar_id: avatar.id.clone(),
+            avatar_id: avatar.id,
         };
-        match self.repo.insert_account(owner, &record, &avatar).await {
+        let now = self.clock.unix_now();
+        match self.repo.insert_account(owner, &record, &avatar, now).await {
             Ok(()) => Ok(record),
-            Err(RepoError::Conflict(_)) => Err(DomainError::WxidTaken(record.wxid)),
+            Err(StoreError::Conflict(_)) => Err(DomainError::WxidTaken(record.wxid.to_string())),
             Err(e) => Err(e.into()),
         }
     }
@@ -97,5 +107,15 @@ impl Accounts {
 
     pub async fn list(&self, owner: TokenId) -> Result<Vec<Profile>, DomainError> {
         Ok(self.repo.list_accounts(owner).await?)
+    }
+
+    /// Every avatar the account has had, oldest first.
+    pub async fn avatar_history(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+    ) -> Result<Vec<HistoryEntry>, DomainError> {
+        self.profile(owner, app_id).await?;
+        Ok(self.repo.avatar_history(app_id).await?)
     }
 }

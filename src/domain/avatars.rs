@@ -4,10 +4,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use super::{AppId, DomainError, HeadImgUrl};
+use super::{
+    AppId, AvatarChange, AvatarRecord, AvatarSize, Clock, DomainError, HeadImgUrl, Repository,
+    TokenId,
+};
 use crate::fetch::{FetchError, Fetcher};
-use crate::imaging::{self, AvatarSize, ImageError, ImageLimits, RenderedAvatar};
-use crate::repo::{AvatarChange, AvatarRecord, Repository, TokenId};
+use crate::imaging::{self, ImageError, ImageLimits, RenderedAvatar};
 use crate::storage::BlobStore;
 
 /// Why an avatar could not be made from a picture address.
@@ -104,6 +106,7 @@ pub struct AvatarUpdater {
     storage: BlobStore,
     slots: Arc<Semaphore>,
     config: AvatarUpdaterConfig,
+    clock: Clock,
 }
 
 impl AvatarUpdater {
@@ -112,6 +115,7 @@ impl AvatarUpdater {
         repo: Arc<dyn Repository>,
         storage: BlobStore,
         config: AvatarUpdaterConfig,
+        clock: Clock,
     ) -> Self {
         AvatarUpdater {
             fetcher,
@@ -119,6 +123,7 @@ impl AvatarUpdater {
             storage,
             slots: Arc::new(Semaphore::new(config.decode_slots.max(1))),
             config,
+            clock,
         }
     }
 
@@ -148,7 +153,13 @@ impl AvatarUpdater {
         // names a missing object; an interrupted commit leaves only unreferenced blobs.
         let avatar = persist_avatar(&self.storage, &rendered).await?;
         self.repo
-            .set_avatar(owner, app_id, &avatar, url.as_url().as_str())
+            .set_avatar(
+                owner,
+                app_id,
+                &avatar,
+                url.as_url().as_str(),
+                self.clock.unix_now(),
+            )
             .await?
             .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
     }
@@ -162,7 +173,7 @@ impl AvatarUpdater {
             return Ok(());
         };
         let window = i64::try_from(limit.window_secs).unwrap_or(i64::MAX);
-        let now = super::unix_now();
+        let now = self.clock.unix_now();
         let recent = self
             .repo
             .avatar_changes_since(app_id, now.saturating_sub(window))
@@ -208,7 +219,8 @@ pub(super) async fn persist_avatar(
     avatar: &RenderedAvatar,
 ) -> Result<AvatarRecord, DomainError> {
     let id = avatar.content_id();
-    storage.put_avatar(&id, avatar).await?;
+    let variants = avatar.variants.iter().map(|v| (v.size, v.jpeg.clone()));
+    storage.put_avatar(id, variants.collect()).await?;
     Ok(AvatarRecord {
         id,
         side: avatar.get(AvatarSize::Big).side,

@@ -3,7 +3,7 @@ use std::fmt;
 use rand::Rng;
 use url::Url;
 
-use crate::fetch;
+use super::fetchable_url::check_url;
 
 /// A request field that failed validation at the edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +97,19 @@ impl Wxid {
         }
     }
 
+    /// Wraps a value read back from our own storage.
+    pub fn from_trusted(value: String) -> Self {
+        Wxid(value)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl fmt::Display for Wxid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -124,9 +135,9 @@ impl HeadImgUrl {
             field: "headImgUrl",
             detail: format!("图片地址不合法: {e}"),
         })?;
-        fetch::check_url(&url).map_err(|e| FieldError::Invalid {
+        check_url(&url).map_err(|reason| FieldError::Invalid {
             field: "headImgUrl",
-            detail: e.message(),
+            detail: format!("图片地址不合法: {}", reason.chinese()),
         })?;
         Ok(HeadImgUrl(url))
     }

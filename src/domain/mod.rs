@@ -1,20 +1,35 @@
-//! Validated domain types and the operations on accounts and avatars.
+//! The domain: its vocabulary and its services.
 //!
-//! Values are parsed once at the edge (`AppId::parse`, `HeadImgUrl::parse`) so the
-//! inside of the server never re-checks them.
+//! **Vocabulary** (`ids`, `avatar_id`, `fetchable_url`, `clock`, `store`): validated
+//! types, parsed once at the edge (`AppId::parse`, `HeadImgUrl::parse`) so the inside
+//! of the server never re-checks them, and the store trait with its records. It
+//! imports no other room of the crate; every room may use it.
+//!
+//! **Services** (`accounts`, `avatars`): the operations, using `fetch`, `imaging`
+//! and `storage` below them and the store through its trait.
 
 mod accounts;
+mod avatar_id;
 mod avatars;
+mod clock;
+mod fetchable_url;
 mod ids;
+mod store;
 
 pub use accounts::{AccountDraft, Accounts, Profile};
+pub use avatar_id::{AvatarId, AvatarSize};
 pub use avatars::{AvatarError, AvatarUpdater, AvatarUpdaterConfig, ChangeLimit};
+pub use clock::{Clock, ManualClock};
+pub use fetchable_url::{BadUrlReason, MAX_URL_LEN, check_url};
 pub use ids::{AppId, FieldError, HeadImgUrl, Wxid};
+pub use store::{
+    AccountRecord, AccountStore, AvatarChange, AvatarRecord, HistoryEntry, RecentChanges,
+    Repository, StoreError, TokenId, TokenStore,
+};
 
-use crate::repo::RepoError;
 use crate::storage::StorageError;
 
-/// Errors of the domain layer, mapped to the GeWe envelope in `api::error`.
+/// Errors of the domain layer, mapped to the GeWe envelope in `api::envelope`.
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
     #[error("device {0} not found for this token")]
@@ -30,13 +45,5 @@ pub enum DomainError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
-    Repo(#[from] RepoError),
-}
-
-/// Seconds since the Unix epoch, the time unit GeWe uses on the wire.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    Store(#[from] StoreError),
 }

@@ -81,7 +81,7 @@ impl Fetcher {
     /// redirects, every hop re-checked. The whole call is bounded by
     /// `total_timeout`.
     pub async fn fetch(&self, url: &::url::Url) -> Result<Bytes, FetchError> {
-        check_url(url)?;
+        check_url(url).map_err(FetchError::BadUrl)?;
         match tokio::time::timeout(self.config.total_timeout, self.follow(url)).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout),
@@ -102,7 +102,7 @@ impl Fetcher {
                 }
                 redirects += 1;
                 let next = redirect_target(&current, response.headers())?;
-                check_url(&next)?;
+                check_url(&next).map_err(FetchError::BadUrl)?;
                 tracing::debug!(from = %current, to = %next, "outbound fetch: following redirect");
                 drop(response);
                 current = next;

@@ -22,7 +22,6 @@
 mod client;
 mod connector;
 mod policy;
-mod url_check;
 
 #[cfg(test)]
 mod tests;
@@ -30,10 +29,10 @@ mod tests;
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub use crate::domain::{BadUrlReason, MAX_URL_LEN, check_url};
 pub use client::Fetcher;
 pub use connector::{Dial, Resolve, SystemResolver, TcpDialer};
 pub use policy::is_global;
-pub use url_check::{MAX_URL_LEN, check_url};
 
 /// Boxed error used as the (optional) cause inside [`FetchError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -62,49 +61,6 @@ impl Default for FetchConfig {
             max_bytes: 10 * 1024 * 1024,
             max_redirects: 3,
         }
-    }
-}
-
-/// Why a URL was refused by [`check_url`] (or could not be turned into a request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BadUrlReason {
-    /// Scheme other than http/https.
-    Scheme,
-    /// Username or password present.
-    Userinfo,
-    /// No host.
-    NoHost,
-    /// Longer than [`MAX_URL_LEN`].
-    TooLong,
-    /// Could not be converted into an HTTP request URI.
-    Unusable,
-}
-
-impl BadUrlReason {
-    fn english(self) -> &'static str {
-        match self {
-            Self::Scheme => "only http and https are supported",
-            Self::Userinfo => "credentials in the URL are not allowed",
-            Self::NoHost => "missing host",
-            Self::TooLong => "URL too long",
-            Self::Unusable => "URL cannot be used for a request",
-        }
-    }
-
-    fn chinese(self) -> &'static str {
-        match self {
-            Self::Scheme => "仅支持http/https",
-            Self::Userinfo => "不能包含用户名或密码",
-            Self::NoHost => "缺少主机名",
-            Self::TooLong => "长度超过2048",
-            Self::Unusable => "无法用于请求",
-        }
-    }
-}
-
-impl std::fmt::Display for BadUrlReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.english())
     }
 }
 

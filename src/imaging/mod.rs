@@ -26,60 +26,13 @@ mod tests;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use crate::domain::AvatarId;
+pub use crate::domain::AvatarSize;
 pub use error::ImageError;
 pub use sniff::{AcceptedFormat, Sniffed, sniff};
 
 /// JPEG quality of every variant.
 pub const JPEG_QUALITY: u8 = 85;
-
-/// Sizes WeChat's avatar URLs use; the URL path segment is `label()`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AvatarSize {
-    /// Label `0`: 640 px, or the source square's side when that is smaller (never upscaled).
-    Big,
-    S132,
-    S96,
-    S64,
-    S46,
-}
-
-impl AvatarSize {
-    /// All sizes, largest first; [`RenderedAvatar::variants`] uses this order.
-    pub const ALL: [AvatarSize; 5] = [
-        AvatarSize::Big,
-        AvatarSize::S132,
-        AvatarSize::S96,
-        AvatarSize::S64,
-        AvatarSize::S46,
-    ];
-
-    /// URL path segment: "0", "132", "96", "64", "46".
-    pub fn label(self) -> &'static str {
-        match self {
-            AvatarSize::Big => "0",
-            AvatarSize::S132 => "132",
-            AvatarSize::S96 => "96",
-            AvatarSize::S64 => "64",
-            AvatarSize::S46 => "46",
-        }
-    }
-
-    pub fn from_label(s: &str) -> Option<Self> {
-        AvatarSize::ALL.into_iter().find(|size| size.label() == s)
-    }
-
-    /// Nominal side in pixels: 640, 132, 96, 64, 46. The small sizes are always
-    /// exactly this; `Big` may be smaller (see [`AvatarSize::Big`]).
-    pub fn nominal_px(self) -> u32 {
-        match self {
-            AvatarSize::Big => 640,
-            AvatarSize::S132 => 132,
-            AvatarSize::S96 => 96,
-            AvatarSize::S64 => 64,
-            AvatarSize::S46 => 46,
-        }
-    }
-}
 
 /// Caps applied to untrusted input before decoding.
 #[derive(Debug, Clone, Copy)]
@@ -119,19 +72,16 @@ pub struct RenderedAvatar {
 }
 
 impl RenderedAvatar {
-    /// Content id: lowercase hex of SHA-256 over every variant's bytes
-    /// (each prefixed by its length as a little-endian u64, in `ALL` order),
-    /// first 32 hex chars.
-    pub fn content_id(&self) -> String {
+    /// Content id: the SHA-256 over every variant's bytes (each prefixed by its
+    /// length as a little-endian u64, in `ALL` order).
+    pub fn content_id(&self) -> AvatarId {
         let mut hasher = Sha256::new();
         for size in AvatarSize::ALL {
             let jpeg = &self.get(size).jpeg;
             hasher.update((jpeg.len() as u64).to_le_bytes());
             hasher.update(jpeg);
         }
-        let mut id = hex::encode(hasher.finalize());
-        id.truncate(32);
-        id
+        AvatarId::from_digest(&hasher.finalize().into())
     }
 
     /// The variant of `size`.

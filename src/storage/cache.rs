@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use crate::imaging::AvatarSize;
+use crate::domain::{AvatarId, AvatarSize};
 
 /// 32 MiB ≈ 6 000 avatars' `132` variants, or ≈ 450 complete five-size sets.
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -38,26 +38,14 @@ impl VariantCache {
         }
     }
 
-    /// Content ids are 32 hex characters (128 bits); anything else is never cached.
-    fn key(avatar_id: &str, size: AvatarSize) -> Option<Key> {
-        if avatar_id.len() != 32 {
-            return None;
-        }
-        u128::from_str_radix(avatar_id, 16)
-            .ok()
-            .map(|id| (id, size))
-    }
-
-    pub fn get(&self, avatar_id: &str, size: AvatarSize) -> Option<Bytes> {
-        let key = Self::key(avatar_id, size)?;
+    pub fn get(&self, avatar_id: AvatarId, size: AvatarSize) -> Option<Bytes> {
+        let key = (avatar_id.as_u128(), size);
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.map.get(&key).cloned()
     }
 
-    pub fn insert(&self, avatar_id: &str, size: AvatarSize, jpeg: Bytes) {
-        let Some(key) = Self::key(avatar_id, size) else {
-            return;
-        };
+    pub fn insert(&self, avatar_id: AvatarId, size: AvatarSize, jpeg: Bytes) {
+        let key = (avatar_id.as_u128(), size);
         if jpeg.len() > self.max_bytes / 8 {
             return; // never let one object take a large share of the budget
         }
@@ -83,34 +71,30 @@ impl VariantCache {
 mod tests {
     use super::*;
 
-    const A: &str = "0123456789abcdef0123456789abcdef";
-    const B: &str = "fedcba9876543210fedcba9876543210";
-
     #[test]
     fn hits_misses_and_the_size_bound() {
+        let a = AvatarId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let b = AvatarId::parse("fedcba9876543210fedcba9876543210").unwrap();
         let cache = VariantCache::new(800);
-        assert!(cache.get(A, AvatarSize::S132).is_none());
-        cache.insert(A, AvatarSize::S132, Bytes::from(vec![1; 100]));
-        assert_eq!(cache.get(A, AvatarSize::S132).unwrap().len(), 100);
-        assert!(cache.get(A, AvatarSize::S46).is_none());
-        assert!(cache.get(B, AvatarSize::S132).is_none());
+        assert!(cache.get(a, AvatarSize::S132).is_none());
+        cache.insert(a, AvatarSize::S132, Bytes::from(vec![1; 100]));
+        assert_eq!(cache.get(a, AvatarSize::S132).unwrap().len(), 100);
+        assert!(cache.get(a, AvatarSize::S46).is_none());
+        assert!(cache.get(b, AvatarSize::S132).is_none());
         // Over 1/8 of the budget: not cached.
-        cache.insert(B, AvatarSize::Big, Bytes::from(vec![2; 101]));
-        assert!(cache.get(B, AvatarSize::Big).is_none());
+        cache.insert(b, AvatarSize::Big, Bytes::from(vec![2; 101]));
+        assert!(cache.get(b, AvatarSize::Big).is_none());
         // Filling past the budget evicts the oldest first.
         for size in [AvatarSize::S96, AvatarSize::S64, AvatarSize::S46] {
-            cache.insert(A, size, Bytes::from(vec![3; 100]));
+            cache.insert(a, size, Bytes::from(vec![3; 100]));
         }
         for size in AvatarSize::ALL {
-            cache.insert(B, size, Bytes::from(vec![4; 100]));
+            cache.insert(b, size, Bytes::from(vec![4; 100]));
         }
         let inner = cache.inner.lock().unwrap();
         assert!(inner.bytes <= 800);
         drop(inner);
-        assert!(cache.get(A, AvatarSize::S132).is_none());
-        assert!(cache.get(B, AvatarSize::S46).is_some());
-        // Ids that are not content ids are ignored.
-        cache.insert("../etc", AvatarSize::S132, Bytes::from_static(b"x"));
-        assert!(cache.get("../etc", AvatarSize::S132).is_none());
+        assert!(cache.get(a, AvatarSize::S132).is_none());
+        assert!(cache.get(b, AvatarSize::S46).is_some());
     }
 }

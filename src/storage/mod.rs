@@ -21,7 +21,7 @@ use url::Url;
 
 pub use s3::S3Config;
 
-use crate::imaging::{AvatarSize, RenderedAvatar};
+use crate::domain::{AvatarId, AvatarSize};
 
 mod cache;
 pub use cache::{DEFAULT_CACHE_BYTES, VariantCache};
@@ -73,27 +73,27 @@ impl BlobStore {
     }
 
     /// The public address of one variant, when a public base is configured.
-    pub fn public_url(&self, avatar_id: &str, size: AvatarSize) -> Option<String> {
+    pub fn public_url(&self, avatar_id: AvatarId, size: AvatarSize) -> Option<String> {
         let base = self.public_base.as_deref()?;
         Some(format!("{base}/{}", Self::key(avatar_id, size)))
     }
 
-    fn key(avatar_id: &str, size: AvatarSize) -> ObjectPath {
+    fn key(avatar_id: AvatarId, size: AvatarSize) -> ObjectPath {
         ObjectPath::from(format!("avatars/{avatar_id}/{}.jpg", size.label()))
     }
 
-    /// Writes every variant of `avatar` under `avatar_id`. Each object is written
+    /// Writes every variant (size, JPEG) under `avatar_id`. Each object is written
     /// whole (the folder stages and renames; an S3 PUT is atomic) and only if absent,
     /// so re-sending the same picture writes nothing and a half-finished earlier
     /// attempt is completed.
     pub async fn put_avatar(
         &self,
-        avatar_id: &str,
-        avatar: &RenderedAvatar,
+        avatar_id: AvatarId,
+        variants: Vec<(AvatarSize, Bytes)>,
     ) -> Result<(), StorageError> {
-        for variant in &avatar.variants {
-            let key = Self::key(avatar_id, variant.size);
-            let payload = PutPayload::from_bytes(variant.jpeg.clone());
+        for (size, jpeg) in variants {
+            let key = Self::key(avatar_id, size);
+            let payload = PutPayload::from_bytes(jpeg);
             let options = PutOptions {
                 mode: PutMode::Create,
                 ..PutOptions::default()
@@ -120,7 +120,7 @@ impl BlobStore {
     /// The bytes of one variant, or `None` when no such object exists.
     pub async fn get_variant(
         &self,
-        avatar_id: &str,
+        avatar_id: AvatarId,
         size: AvatarSize,
     ) -> Result<Option<Bytes>, StorageError> {
         if let Some(jpeg) = self.cache.get(avatar_id, size) {
@@ -140,7 +140,7 @@ impl BlobStore {
     /// Whether one variant exists, without reading it.
     pub async fn has_variant(
         &self,
-        avatar_id: &str,
+        avatar_id: AvatarId,
         size: AvatarSize,
     ) -> Result<bool, StorageError> {
         if self.cache.get(avatar_id, size).is_some() {

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use futures_util::future::join_all;
-use gewe_server::domain::AppId;
+use gewe_server::domain::{AppId, AvatarId};
 use gewe_server::imaging::{ImageLimits, render_avatar};
 use serde_json::Value;
 
@@ -50,7 +50,7 @@ fn colour(i: usize) -> [u8; 3] {
 
 struct Pictures {
     /// url → (content id, colour)
-    by_url: HashMap<String, (String, [u8; 3])>,
+    by_url: HashMap<String, (AvatarId, [u8; 3])>,
     urls: Vec<String>,
 }
 
@@ -93,14 +93,14 @@ async fn check_history(app: &TestApp, token: &str, app_id: &str, pics: &Pictures
         .unwrap();
     let (first, changes) = history.split_first().unwrap();
     assert_eq!(first.source_url, None, "the account's first avatar");
-    let mut previous = first.avatar_id.clone();
+    let mut previous = first.avatar_id;
     let mut urls = Vec::new();
     for row in changes {
         let url = row.source_url.clone().expect("a change names its source");
         let (id, _) = &pics.by_url[&url];
         assert_eq!(&row.avatar_id, id, "row for {url} carries its own picture");
         assert_ne!(row.avatar_id, previous, "a row that changes nothing");
-        previous = row.avatar_id.clone();
+        previous = row.avatar_id;
         urls.push(url);
     }
 
@@ -114,7 +114,7 @@ async fn check_history(app: &TestApp, token: &str, app_id: &str, pics: &Pictures
     );
     assert_eq!(
         id_of(big, "/0"),
-        previous,
+        previous.to_string(),
         "the account shows the last change"
     );
 

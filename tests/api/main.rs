@@ -1,10 +1,12 @@
 //! Integration tests: the real server on an ephemeral loopback port, a temp data
 //! dir, and picture hosts on loopback. One binary, so the crate links once.
 
-mod helpers;
-mod image_host;
-mod pictures;
-mod services;
+// The helpers every test binary shares live in one place, `tests/common/`; each
+// binary uses part of them.
+#[path = "../common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+use common::{helpers, image_host, pictures, services};
 
 mod cli;
 mod concurrency;
@@ -17,5 +19,6 @@ mod requests;
 mod scale;
 mod shutdown;
 mod ssrf;
+mod store_contract;
 mod tokens;
 mod update_head_img;

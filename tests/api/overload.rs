@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use gewe_server::domain::Clock;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use serde_json::Value;
 
@@ -217,7 +218,9 @@ async fn the_change_limit_holds_across_instances_sharing_a_database() {
 /// change is allowed.
 #[tokio::test]
 async fn the_change_limit_window_slides() {
+    let (clock, hand) = Clock::manual();
     let app = spawn_app_with(Setup {
+        clock: Some(clock),
         tweak: |s| s.avatar_change_limit = Some("1/2".parse().unwrap()),
         ..Setup::default()
     })
@@ -231,6 +234,9 @@ async fn the_change_limit_window_slides() {
     assert_eq!(app.update_head_img(&token, &app_id, &a).await["ret"], 200);
     let refused = app.update_head_img(&token, &app_id, &b).await;
     assert_eq!(refused["data"]["code"], "rate-limited", "{refused}");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    hand.advance(Duration::from_secs(1));
+    let still = app.update_head_img(&token, &app_id, &b).await;
+    assert_eq!(still["data"]["code"], "rate-limited", "{still}");
+    hand.advance(Duration::from_millis(1100));
     assert_eq!(app.update_head_img(&token, &app_id, &b).await["ret"], 200);
 }

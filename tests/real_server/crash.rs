@@ -18,9 +18,8 @@ use object_store::ObjectStore;
 use object_store::aws::S3ConditionalPut;
 use object_store::local::LocalFileSystem;
 use serde_json::{Value, json};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
+use crate::common::db::Db;
 use crate::image_host::ImageHost;
 use crate::pictures::{close, decode, two_tone};
 use crate::services::{services, shared_data_of};
@@ -51,12 +50,6 @@ enum Outcome {
     Lost,
 }
 
-/// The server's database, in the engine of the test's backend.
-enum Db {
-    Sqlite(SqlitePool),
-    Pg(PgPool),
-}
-
 /// An `accounts.avatar_id` with no `avatars` row.
 const MISSING_AVATARS: &str = "SELECT COUNT(*) FROM accounts a \
      WHERE NOT EXISTS (SELECT 1 FROM avatars v WHERE v.id = a.avatar_id)";
@@ -68,102 +61,6 @@ const DANGLING_HISTORY: &str = "SELECT COUNT(*) FROM avatar_history h \
 const POINTER_MISMATCH: &str = "SELECT COUNT(*) FROM accounts a \
      WHERE COALESCE((SELECT h.avatar_id FROM avatar_history h WHERE h.app_id = a.app_id \
                      ORDER BY h.id DESC LIMIT 1), '') <> a.avatar_id";
-
-impl Db {
-    async fn open(data_dir: &Path) -> Db {
-        match shared_data_of(data_dir) {
-            None => Db::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(
-                        SqliteConnectOptions::new()
-                            .filename(data_dir.join("gewe.db"))
-                            .read_only(true),
-                    )
-                    .await
-                    .unwrap(),
-            ),
-            Some(shared) => Db::Pg(
-                PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&shared.database_url)
-                    .await
-                    .unwrap(),
-            ),
-        }
-    }
-
-    fn engine(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "SQLite",
-            Db::Pg(_) => "PostgreSQL",
-        }
-    }
-
-    /// The engine's own checks: SQLite can verify its file and its foreign keys;
-    /// PostgreSQL enforces foreign keys on every write, checked below anyway.
-    async fn check_engine(&self) {
-        let Db::Sqlite(db) = self else { return };
-        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_one(db)
-            .await
-            .unwrap();
-        assert_eq!(integrity, "ok");
-        let dangling = sqlx::query("PRAGMA foreign_key_check")
-            .fetch_all(db)
-            .await
-            .unwrap();
-        assert!(
-            dangling.is_empty(),
-            "{} rows violate foreign keys",
-            dangling.len()
-        );
-    }
-
-    async fn count(&self, sql: &'static str) -> i64 {
-        match self {
-            Db::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(db).await,
-            Db::Pg(db) => sqlx::query_scalar(sql).fetch_one(db).await,
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    /// `(avatar_id, source_url)` of every history row of `app_id`, oldest first.
-    async fn history(&self, app_id: &str) -> Vec<(String, Option<String>)> {
-        match self {
-            Db::Sqlite(db) => {
-                sqlx::query_as(
-                    "SELECT avatar_id, source_url FROM avatar_history \
-                     WHERE app_id = ? ORDER BY id",
-                )
-                .bind(app_id)
-                .fetch_all(db)
-                .await
-            }
-            Db::Pg(db) => {
-                sqlx::query_as(
-                    "SELECT avatar_id, source_url FROM avatar_history \
-                     WHERE app_id = $1 ORDER BY id",
-                )
-                .bind(app_id)
-                .fetch_all(db)
-                .await
-            }
-        }
-        .unwrap()
-    }
-
-    async fn avatar_ids(&self) -> HashSet<String> {
-        const SQL: &str = "SELECT id FROM avatars";
-        match self {
-            Db::Sqlite(db) => sqlx::query_scalar(SQL).fetch_all(db).await,
-            Db::Pg(db) => sqlx::query_scalar(SQL).fetch_all(db).await,
-        }
-        .unwrap()
-        .into_iter()
-        .collect()
-    }
-}
 
 /// The blob store of `data_dir`: its blob folder or its bucket.
 fn blob_store(data_dir: &Path) -> Arc<dyn ObjectStore> {
@@ -227,7 +124,8 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
             // What the server will make of it: same pipeline, same machine.
             let id = render_avatar(&bytes, &ImageLimits::default())
                 .unwrap()
-                .content_id();
+                .content_id()
+                .to_string();
             let url = host.serve(&format!("p{i}.jpg"), "image/jpeg", bytes);
             Picture { url, id, top }
         })

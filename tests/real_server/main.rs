@@ -3,24 +3,17 @@
 //! mid-stream, restart, check). Picture hosts run in this process on loopback.
 //!
 //! The backend is chosen like the API suite's: `GEWE_TEST_BACKEND=pg-s3` (see
-//! `tests/api/services.rs`, run by `scripts/test-pg-s3`) gives each data dir its
+//! `tests/common/services.rs`, run by `scripts/test-pg-s3`) gives each data dir its
 //! own PostgreSQL database and S3 bucket; otherwise SQLite and the blob folder.
 
-#[path = "../api/image_host.rs"]
+// The helpers every test binary shares live in one place, `tests/common/`; this
+// binary uses only part of them.
+#[path = "../common/mod.rs"]
 #[allow(dead_code)]
-mod image_host;
-#[path = "../api/pictures.rs"]
-#[allow(dead_code)]
-mod pictures;
-#[path = "../api/services.rs"]
-#[allow(dead_code)]
-mod services;
-mod support;
+mod common;
+use common::{helpers, image_host, pictures, services};
 
-/// What `services` expects of the API suite's helpers.
-mod helpers {
-    pub use super::support::http_client_builder;
-}
+mod support;
 
 mod crash;
 mod hostile;

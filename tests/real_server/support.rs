@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use gewe_server::config::Settings;
-use gewe_server::domain::{AccountDraft, Accounts};
+use gewe_server::domain::{AccountDraft, Accounts, Clock};
 use gewe_server::startup::{open_repo, open_storage};
 use serde_json::{Value, json};
 
@@ -63,7 +63,7 @@ impl Server {
         Server {
             child,
             base: format!("http://{addr}"),
-            client: crate::support::http_client_builder()
+            client: crate::helpers::http_client_builder()
                 .pool_max_idle_per_host(0)
                 .build()
                 .unwrap(),
@@ -153,9 +153,9 @@ impl Drop for Server {
 pub async fn create_accounts(data_dir: &Path, token: &str, count: usize) -> Vec<String> {
     let settings = settings(data_dir).await;
     let repo = open_repo(&settings).await.unwrap();
-    let tokens = gewe_server::auth::Tokens::new(repo.clone());
+    let tokens = gewe_server::auth::Tokens::new(repo.clone(), Clock::system());
     let owner = tokens.authenticate(Some(token)).await.unwrap();
-    let accounts = Accounts::new(repo, open_storage(&settings).unwrap());
+    let accounts = Accounts::new(repo, open_storage(&settings).unwrap(), Clock::system());
     let mut ids = Vec::new();
     for _ in 0..count {
         let account = accounts
@@ -193,12 +193,4 @@ pub fn avatar_id(url: &str) -> String {
         .and_then(|rest| rest.split('/').next())
         .unwrap()
         .to_owned()
-}
-
-/// A reqwest client builder for tests. reqwest shares the server's rustls build,
-/// which carries no default crypto provider, so the test installs ring like the
-/// server does.
-pub fn http_client_builder() -> reqwest::ClientBuilder {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().no_proxy()
 }

@@ -1,9 +1,9 @@
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::AppState;
-use crate::api::envelope::{ApiError, Envelope, ErrorDetail};
+use crate::api::envelope::{ApiError, DataOrError, Envelope};
 use crate::api::extract::{Caller, GeweJson};
 use crate::domain::AppId;
 
@@ -15,32 +15,20 @@ pub struct CheckOnlineRequest {
     app_id: Option<String>,
 }
 
-/// `data` of a checkOnline answer.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-#[expect(
-    dead_code,
-    reason = "describes the wire for OpenAPI; answers are built by Envelope and ApiError"
-)]
-pub enum OnlineOrError {
-    Online(bool),
-    Error(ErrorDetail),
-}
-
 /// 检查是否在线
 ///
 /// `data` is `true` when the device is online. Accounts held by this server are
 /// always online.
 #[utoipa::path(
     post,
-    path = "/gewe/v2/api/login/checkOnline",
+    path = "/login/checkOnline",
     operation_id = "checkOnline",
     tag = "登录模块",
     security(("X-GEWE-TOKEN" = [])),
     request_body(content = CheckOnlineRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "GeWe envelope: `data` true when online",
-         body = Envelope<OnlineOrError>, content_type = "application/json",
+         body = Envelope<DataOrError<bool>>, content_type = "application/json",
          example = json!({"ret": 200, "msg": "操作成功", "data": true})),
     ),
 )]

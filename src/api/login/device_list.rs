@@ -1,26 +1,14 @@
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::AppState;
-use crate::api::envelope::{ApiError, Envelope, ErrorDetail};
+use crate::api::envelope::{ApiError, DataOrError, Envelope};
 use crate::api::extract::{Caller, GeweJson};
 
 /// deviceList takes an empty object.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DeviceListRequest {}
-
-/// `data` of a deviceList answer.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-#[expect(
-    dead_code,
-    reason = "describes the wire for OpenAPI; answers are built by Envelope and ApiError"
-)]
-pub enum DevicesOrError {
-    Devices(Vec<String>),
-    Error(ErrorDetail),
-}
 
 /// 查看设备列表
 ///
@@ -28,14 +16,14 @@ pub enum DevicesOrError {
 /// Gewechat).
 #[utoipa::path(
     post,
-    path = "/gewe/v2/api/login/deviceList",
+    path = "/login/deviceList",
     operation_id = "deviceList",
     tag = "登录模块",
     security(("X-GEWE-TOKEN" = [])),
     request_body(content = DeviceListRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "GeWe envelope with the token's appIds",
-         body = Envelope<DevicesOrError>, content_type = "application/json",
+         body = Envelope<DataOrError<Vec<String>>>, content_type = "application/json",
          example = json!({"ret": 200, "msg": "操作成功", "data": ["wx_wR_U4zPj2M_OTS3BCyoE4"]})),
     ),
 )]

@@ -2,11 +2,10 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::envelope::{ApiError, Envelope, ErrorDetail};
+use crate::api::envelope::{ApiError, DataOrError, Envelope};
 use crate::api::extract::{Caller, GeweJson};
 use crate::api::{AppState, AvatarUrls};
-use crate::domain::{AppId, Profile};
-use crate::imaging::AvatarSize;
+use crate::domain::{AppId, AvatarSize, Profile};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -46,25 +45,13 @@ pub struct ProfileData {
     sns_bg_img: String,
 }
 
-/// `data` of a getProfile answer: the profile on success, the reason on failure.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-#[expect(
-    dead_code,
-    reason = "describes the wire for OpenAPI; answers are built by Envelope and ApiError"
-)]
-pub enum ProfileOrError {
-    Profile(Box<ProfileData>),
-    Error(ErrorDetail),
-}
-
 impl ProfileData {
     fn new(profile: Profile, urls: &AvatarUrls) -> Self {
         ProfileData {
-            big_head_img_url: urls.url(&profile.avatar_id, AvatarSize::Big),
-            small_head_img_url: urls.url(&profile.avatar_id, AvatarSize::S132),
+            big_head_img_url: urls.url(profile.avatar_id, AvatarSize::Big),
+            small_head_img_url: urls.url(profile.avatar_id, AvatarSize::S132),
             alias: profile.alias,
-            wxid: profile.wxid,
+            wxid: profile.wxid.to_string(),
             nick_name: profile.nick_name,
             mobile: profile.mobile,
             uin: profile.uin,
@@ -85,14 +72,14 @@ impl ProfileData {
 /// never null. Avatar URLs point at this server and resolve at once.
 #[utoipa::path(
     post,
-    path = "/gewe/v2/api/personal/getProfile",
+    path = "/personal/getProfile",
     operation_id = "getProfile",
     tag = "个人模块",
     security(("X-GEWE-TOKEN" = [])),
     request_body(content = GetProfileRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "GeWe envelope: `ret` 200 with the profile, or 500 with the reason",
-         body = Envelope<ProfileOrError>, content_type = "application/json",
+         body = Envelope<DataOrError<ProfileData>>, content_type = "application/json",
          examples(
             ("成功" = (value = json!({"ret": 200, "msg": "操作成功", "data": {
                 "alias": "", "wxid": "wxid_phyyedw9xap22", "nickName": "朝夕。", "mobile": "",

@@ -27,7 +27,7 @@ pub struct UpdateHeadImgRequest {
 /// restart of anything needed.
 #[utoipa::path(
     post,
-    path = "/gewe/v2/api/personal/updateHeadImg",
+    path = "/personal/updateHeadImg",
     operation_id = "updateHeadImg",
     tag = "个人模块",
     security(("X-GEWE-TOKEN" = [])),

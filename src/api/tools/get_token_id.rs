@@ -1,22 +1,7 @@
 use axum::extract::State;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::api::AppState;
-use crate::api::envelope::{ApiError, Envelope, ErrorDetail};
-
-/// `data` of a getTokenId answer: the token on success, the reason on failure.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-#[expect(
-    dead_code,
-    reason = "describes the wire for OpenAPI; answers are built by Envelope and ApiError"
-)]
-pub enum TokenOrError {
-    /// 32 lowercase hex characters
-    Token(String),
-    Error(ErrorDetail),
-}
+use crate::api::envelope::{ApiError, DataOrError, Envelope};
 
 /// 获取tokenId
 ///
@@ -25,12 +10,12 @@ pub enum TokenOrError {
 /// with `gewe token create` instead.
 #[utoipa::path(
     post,
-    path = "/gewe/v2/api/tools/getTokenId",
+    path = "/tools/getTokenId",
     operation_id = "getTokenId",
     tag = "系统功能",
     responses(
         (status = 200, description = "GeWe envelope with the new token in `data`",
-         body = Envelope<TokenOrError>, content_type = "application/json",
+         body = Envelope<DataOrError<String>>, content_type = "application/json",
          example = json!({"ret": 200, "msg": "执行成功", "data": "c9ffbedb9aeb471db49d92453ea21a17"})),
     ),
 )]

@@ -2,9 +2,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gewe_server::config::Settings;
-use gewe_server::domain::AccountDraft;
+use gewe_server::domain::{AccountDraft, Clock, Repository};
 use gewe_server::fetch::{Dial, Fetcher, Resolve};
-use gewe_server::startup::Application;
+use gewe_server::startup::{Application, Outside, open_repo, open_storage};
+use gewe_server::storage::BlobStore;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -21,6 +22,8 @@ pub struct Setup {
     pub token_issuing: bool,
     /// Replaces DNS and TCP for the fetcher (SSRF tests).
     pub network: Option<(Arc<dyn Resolve>, Arc<dyn Dial>)>,
+    /// The server's clock; the system clock when `None`.
+    pub clock: Option<Clock>,
     pub tweak: fn(&mut Settings),
 }
 
@@ -31,6 +34,7 @@ impl Default for Setup {
             allow_nets: vec!["127.0.0.0/8"],
             token_issuing: true,
             network: None,
+            clock: None,
             tweak: |_| {},
         }
     }
@@ -80,7 +84,11 @@ pub async fn spawn_app_with(setup: Setup) -> TestApp {
         }
         None => Fetcher::new(settings.fetch_config()),
     };
-    let app = Application::build_with_fetcher(&settings, fetcher)
+    let outside = Outside {
+        fetcher,
+        clock: setup.clock.unwrap_or_default(),
+    };
+    let app = Application::build_with(&settings, outside)
         .await
         .expect("server starts");
     let base = format!("http://{}", app.local_addr());
@@ -211,4 +219,34 @@ pub fn assert_error_detail(envelope: &Value, msg: &str, needle: &str) {
 pub fn http_client_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().no_proxy()
+}
+
+/// The data of one test (a data dir and what the backend attaches to it), opened
+/// as many times as a test wants instances.
+pub struct TestData {
+    _dir: TempDir,
+    pub settings: Settings,
+}
+
+impl TestData {
+    pub async fn new() -> TestData {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings {
+            data_dir: dir.path().to_owned(),
+            ..Settings::default()
+        };
+        crate::services::configure(&mut settings, dir.path()).await;
+        TestData {
+            _dir: dir,
+            settings,
+        }
+    }
+
+    pub async fn repo(&self) -> Arc<dyn Repository> {
+        open_repo(&self.settings).await.unwrap()
+    }
+
+    pub fn store(&self) -> BlobStore {
+        open_storage(&self.settings).unwrap()
+    }
 }

@@ -1,0 +1,263 @@
+//! Every statement of the store, written once.
+//!
+//! `impl_store!` implements the domain's store traits for one engine's repository
+//! type; each engine file invokes it with its sqlx database type and the one
+//! clause that differs between the dialects (row locking).
+
+/// `SELECT <every account column> FROM accounts <rest>`, as one `&'static str`;
+/// rows decode with `account_from_row`.
+macro_rules! select_accounts {
+    ($rest:literal) => {
+        concat!(
+            "SELECT app_id, wxid, nick_name, alias, mobile, uin, sex, province, city, ",
+            "signature, country, reg_country, sns_bg_img, avatar_id FROM accounts ",
+            $rest
+        )
+    };
+}
+
+/// Implements `Repository`, `TokenStore` and `AccountStore` for `$repo` (a struct
+/// with a `pool: sqlx::Pool<$db>` field). `$for_update` is appended to the read of
+/// the row an avatar change rewrites: PostgreSQL's `FOR UPDATE`, nothing for
+/// SQLite, where the transaction's first write already holds the database lock.
+macro_rules! impl_store {
+    ($repo:ident, $db:ty, for_update = $for_update:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::domain::Repository for $repo {
+            async fn ping(&self) -> Result<(), $crate::domain::StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::domain::TokenStore for $repo {
+            async fn insert_token(
+                &self,
+                token_hash: &str,
+                label: Option<&str>,
+                now: i64,
+            ) -> Result<$crate::domain::TokenId, $crate::domain::StoreError> {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO tokens (token_hash, label, created_at) VALUES ($1, $2, $3) \
+                     RETURNING id",
+                )
+                .bind(token_hash)
+                .bind(label)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| super::conflict_or(e, "token"))?;
+                Ok($crate::domain::TokenId(id))
+            }
+
+            async fn find_token(
+                &self,
+                token_hash: &str,
+            ) -> Result<Option<$crate::domain::TokenId>, $crate::domain::StoreError> {
+                let id: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM tokens WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(id.map($crate::domain::TokenId))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::domain::AccountStore for $repo {
+            async fn insert_account(
+                &self,
+                owner: $crate::domain::TokenId,
+                account: &$crate::domain::AccountRecord,
+                avatar: &$crate::domain::AvatarRecord,
+                now: i64,
+            ) -> Result<(), $crate::domain::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                insert_avatar(&mut tx, avatar, now).await?;
+                sqlx::query(
+                    "INSERT INTO accounts (app_id, token_id, wxid, nick_name, alias, mobile, uin, \
+                     sex, province, city, signature, country, reg_country, sns_bg_img, avatar_id, \
+                     created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+                )
+                .bind(account.app_id.as_str())
+                .bind(owner.0)
+                .bind(account.wxid.as_str())
+                .bind(&account.nick_name)
+                .bind(&account.alias)
+                .bind(&account.mobile)
+                .bind(account.uin)
+                .bind(account.sex)
+                .bind(&account.province)
+                .bind(&account.city)
+                .bind(&account.signature)
+                .bind(&account.country)
+                .bind(&account.reg_country)
+                .bind(&account.sns_bg_img)
+                .bind(avatar.id.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| super::conflict_or(e, "wxid"))?;
+                append_history(&mut tx, &account.app_id, avatar.id, None, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn find_account(
+                &self,
+                owner: $crate::domain::TokenId,
+                app_id: &$crate::domain::AppId,
+            ) -> Result<Option<$crate::domain::AccountRecord>, $crate::domain::StoreError> {
+                let row = sqlx::query(super::sql::select_accounts!(
+                    "WHERE app_id = $1 AND token_id = $2"
+                ))
+                .bind(app_id.as_str())
+                .bind(owner.0)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.as_ref().map(super::account_from_row).transpose()?)
+            }
+
+            async fn list_accounts(
+                &self,
+                owner: $crate::domain::TokenId,
+            ) -> Result<Vec<$crate::domain::AccountRecord>, $crate::domain::StoreError> {
+                let rows = sqlx::query(super::sql::select_accounts!(
+                    "WHERE token_id = $1 ORDER BY created_at, app_id"
+                ))
+                .bind(owner.0)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(super::account_from_row)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn set_avatar(
+                &self,
+                owner: $crate::domain::TokenId,
+                app_id: &$crate::domain::AppId,
+                avatar: &$crate::domain::AvatarRecord,
+                source_url: &str,
+                now: i64,
+            ) -> Result<Option<$crate::domain::AvatarChange>, $crate::domain::StoreError> {
+                use $crate::domain::AvatarChange;
+                let mut tx = self.pool.begin().await?;
+                // The avatar row first, then the account row, in every writer: updates
+                // queue but never deadlock. On SQLite this write also takes the
+                // database's write lock before the read below, so concurrent updates
+                // queue instead of failing with BUSY_SNAPSHOT.
+                insert_avatar(&mut tx, avatar, now).await?;
+                // On PostgreSQL, FOR UPDATE: a second instance updating the same
+                // account waits here until this transaction ends, then reads the
+                // pointer this one wrote; without it both could read the old pointer
+                // and both append a history row.
+                let current: Option<String> = sqlx::query_scalar(concat!(
+                    "SELECT avatar_id FROM accounts WHERE app_id = $1 AND token_id = $2",
+                    $for_update
+                ))
+                .bind(app_id.as_str())
+                .bind(owner.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let new_id = avatar.id.to_string();
+                let change = match current {
+                    None => return Ok(None),
+                    Some(current) if current == new_id => AvatarChange::Unchanged,
+                    Some(_) => {
+                        sqlx::query(
+                            "UPDATE accounts SET avatar_id = $1, updated_at = $2 WHERE app_id = $3",
+                        )
+                        .bind(&new_id)
+                        .bind(now)
+                        .bind(app_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                        append_history(&mut tx, app_id, avatar.id, Some(source_url), now).await?;
+                        AvatarChange::Changed
+                    }
+                };
+                tx.commit().await?;
+                Ok(Some(change))
+            }
+
+            async fn avatar_history(
+                &self,
+                app_id: &$crate::domain::AppId,
+            ) -> Result<Vec<$crate::domain::HistoryEntry>, $crate::domain::StoreError> {
+                let rows = sqlx::query(
+                    "SELECT avatar_id, source_url, changed_at FROM avatar_history \
+                     WHERE app_id = $1 ORDER BY id",
+                )
+                .bind(app_id.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(super::history_from_row)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn avatar_changes_since(
+                &self,
+                app_id: &$crate::domain::AppId,
+                since: i64,
+            ) -> Result<$crate::domain::RecentChanges, $crate::domain::StoreError> {
+                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(changed_at) FROM avatar_history \
+                     WHERE app_id = $1 AND changed_at > $2 AND source_url IS NOT NULL",
+                )
+                .bind(app_id.as_str())
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok($crate::domain::RecentChanges {
+                    count: u64::try_from(count).unwrap_or(0),
+                    oldest,
+                })
+            }
+        }
+
+        async fn insert_avatar(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            avatar: &$crate::domain::AvatarRecord,
+            now: i64,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO avatars (id, side, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(avatar.id.to_string())
+            .bind(i64::from(avatar.side))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn append_history(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            app_id: &$crate::domain::AppId,
+            avatar_id: $crate::domain::AvatarId,
+            source_url: Option<&str>,
+            now: i64,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO avatar_history (app_id, avatar_id, source_url, changed_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(app_id.as_str())
+            .bind(avatar_id.to_string())
+            .bind(source_url)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(super) use {impl_store, select_accounts};

@@ -1,0 +1,264 @@
+//! The store's contract, on the backend of the test run (SQLite under `cargo
+//! test`, PostgreSQL in `./scripts/test`'s second pass): what every engine must
+//! do the same, including under two instances racing on one database.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use gewe_server::config::Settings;
+use gewe_server::domain::{
+    AccountRecord, AppId, AvatarChange, AvatarId, AvatarRecord, HistoryEntry, StoreError, TokenId,
+    Wxid,
+};
+use gewe_server::startup::open_repo;
+use tokio::sync::Barrier;
+
+use crate::common::db::Db;
+use crate::helpers::TestData;
+use crate::services::{self, Backend};
+
+const NOW: i64 = 1_750_000_000;
+
+fn avatar(n: u32) -> AvatarRecord {
+    AvatarRecord {
+        id: AvatarId::parse(&format!("{n:032x}")).unwrap(),
+        side: 640,
+    }
+}
+
+fn account(wxid: &str, avatar: &AvatarRecord) -> AccountRecord {
+    AccountRecord {
+        app_id: AppId::generate(),
+        wxid: Wxid::parse(wxid).unwrap(),
+        nick_name: "小助手".to_owned(),
+        alias: "alias".to_owned(),
+        mobile: "13800000000".to_owned(),
+        uin: i64::from(i32::MAX),
+        sex: 2,
+        province: "Guangdong".to_owned(),
+        city: "Shenzhen".to_owned(),
+        signature: "签名".to_owned(),
+        country: "CN".to_owned(),
+        reg_country: "CN".to_owned(),
+        sns_bg_img: String::new(),
+        avatar_id: avatar.id,
+    }
+}
+
+fn ids(history: &[HistoryEntry]) -> Vec<AvatarId> {
+    history.iter().map(|h| h.avatar_id).collect()
+}
+
+#[tokio::test]
+async fn repository_keeps_tokens_unique_and_accounts_to_their_owner() {
+    let data = TestData::new().await;
+    let repo = data.repo().await;
+    let alice = repo
+        .insert_token("hash-alice", Some("ci"), NOW)
+        .await
+        .unwrap();
+    let bob = repo.insert_token("hash-bob", None, NOW).await.unwrap();
+    assert_ne!(alice, bob);
+    assert_eq!(repo.find_token("hash-alice").await.unwrap(), Some(alice));
+    assert_eq!(repo.find_token("hash-nobody").await.unwrap(), None);
+    assert!(matches!(
+        repo.insert_token("hash-alice", None, NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let first = account("wxid_repo_first", &avatar(1));
+    let second = account("wxid_repo_second", &avatar(2));
+    repo.insert_account(alice, &first, &avatar(1), NOW)
+        .await
+        .unwrap();
+    repo.insert_account(alice, &second, &avatar(2), NOW)
+        .await
+        .unwrap();
+    let taken = account("wxid_repo_first", &avatar(3));
+    assert!(matches!(
+        repo.insert_account(bob, &taken, &avatar(3), NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        repo.find_account(bob, &taken.app_id)
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused account leaves nothing behind"
+    );
+
+    assert_eq!(
+        repo.find_account(alice, &first.app_id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(repo.find_account(bob, &first.app_id).await.unwrap(), None);
+    assert_eq!(
+        repo.find_account(TokenId(i64::MAX), &first.app_id)
+            .await
+            .unwrap(),
+        None
+    );
+    let mut listed = repo.list_accounts(alice).await.unwrap();
+    listed.sort_by(|a, b| a.wxid.as_str().cmp(b.wxid.as_str()));
+    assert_eq!(listed, vec![first.clone(), second]);
+    assert_eq!(repo.list_accounts(bob).await.unwrap(), vec![]);
+
+    // Someone else's device: nothing moves, nothing is appended.
+    assert_eq!(
+        repo.set_avatar(bob, &first.app_id, &avatar(9), "http://x/9.jpg", NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        repo.find_account(alice, &first.app_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .avatar_id,
+        avatar(1).id
+    );
+    assert_eq!(
+        ids(&repo.avatar_history(&first.app_id).await.unwrap()),
+        [avatar(1).id]
+    );
+    let stored = Db::open(&data.settings.data_dir).await.avatar_ids().await;
+    assert!(
+        !stored.contains(&avatar(9).id.to_string()),
+        "a refused change stores nothing"
+    );
+    assert!(stored.contains(&avatar(1).id.to_string()));
+    repo.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn repository_moves_the_pointer_and_appends_history_together() {
+    let data = TestData::new().await;
+    let repo = data.repo().await;
+    let owner = repo.insert_token("hash-owner", None, NOW).await.unwrap();
+    let record = account("wxid_repo_history", &avatar(1));
+    repo.insert_account(owner, &record, &avatar(1), NOW)
+        .await
+        .unwrap();
+    let app_id = &record.app_id;
+
+    let set = |id: u32, url: &'static str| {
+        let repo = repo.clone();
+        async move { repo.set_avatar(owner, app_id, &avatar(id), url, NOW).await }
+    };
+    assert_eq!(
+        set(2, "http://x/2.jpg").await.unwrap(),
+        Some(AvatarChange::Changed)
+    );
+    assert_eq!(
+        set(2, "http://x/2b.jpg").await.unwrap(),
+        Some(AvatarChange::Unchanged)
+    );
+    // Back to a picture stored before: its avatar row already exists.
+    assert_eq!(
+        set(1, "http://x/1.jpg").await.unwrap(),
+        Some(AvatarChange::Changed)
+    );
+    let unknown = AppId::generate();
+    assert_eq!(
+        repo.set_avatar(owner, &unknown, &avatar(3), "http://x/3.jpg", NOW)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let history = repo.avatar_history(app_id).await.unwrap();
+    assert_eq!(ids(&history), [avatar(1).id, avatar(2).id, avatar(1).id]);
+    let sources: Vec<_> = history.iter().map(|h| h.source_url.as_deref()).collect();
+    assert_eq!(
+        sources,
+        [None, Some("http://x/2.jpg"), Some("http://x/1.jpg")]
+    );
+    assert!(history.iter().all(|h| h.changed_at == NOW));
+    assert_eq!(
+        repo.find_account(owner, app_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .avatar_id,
+        avatar(1).id
+    );
+    let stored = Db::open(&data.settings.data_dir).await.avatar_ids().await;
+    assert!(stored.contains(&avatar(2).id.to_string()));
+    assert!(repo.avatar_history(&unknown).await.unwrap().is_empty());
+}
+
+/// Many writers, through two instances, all switching one account back to an
+/// avatar it had before, at the same moment: exactly one of them moves the pointer
+/// and appends to the history. (A stored avatar, because writers of a brand-new
+/// one already queue on inserting its row.) Without a lock on the account row
+/// (PostgreSQL's `FOR UPDATE`), several read the old pointer and each appends.
+#[tokio::test]
+async fn repository_updates_racing_from_two_instances_change_once() {
+    const ROUNDS: u32 = 12;
+    const WRITERS: usize = 8;
+    let data = TestData::new().await;
+    let instances = [data.repo().await, data.repo().await];
+    let owner = instances[0]
+        .insert_token("hash-race", None, NOW)
+        .await
+        .unwrap();
+    let record = account("wxid_repo_race", &avatar(0));
+    instances[1]
+        .insert_account(owner, &record, &avatar(0), NOW)
+        .await
+        .unwrap();
+    instances[0]
+        .set_avatar(owner, &record.app_id, &avatar(1), "http://x/1.jpg", NOW)
+        .await
+        .unwrap();
+
+    let mut expected = vec![avatar(0).id, avatar(1).id];
+    for round in 0..ROUNDS {
+        let target = avatar(round % 2);
+        let barrier = Arc::new(Barrier::new(WRITERS));
+        let writers = (0..WRITERS).map(|i| {
+            let repo = instances[i % 2].clone();
+            let barrier = barrier.clone();
+            let app_id = record.app_id.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                repo.set_avatar(owner, &app_id, &target, "http://x/again.jpg", NOW)
+                    .await
+                    .unwrap()
+                    .unwrap()
+            })
+        });
+        let changes = join_all(writers).await;
+        let changed = changes
+            .iter()
+            .filter(|c| *c.as_ref().unwrap() == AvatarChange::Changed)
+            .count();
+        assert_eq!(changed, 1, "round {round}: {changes:?}");
+        expected.push(target.id);
+    }
+
+    let history = instances[1].avatar_history(&record.app_id).await.unwrap();
+    assert_eq!(ids(&history), expected);
+}
+
+/// Both engines' migrations end with the same tables and columns. Checked in the
+/// PostgreSQL pass, where both engines are at hand.
+#[tokio::test]
+async fn both_engines_have_the_same_tables_and_columns() {
+    if services::backend() != Backend::PgS3 {
+        return;
+    }
+    let postgres = TestData::new().await;
+    postgres.repo().await;
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let sqlite = Settings {
+        data_dir: sqlite_dir.path().to_owned(),
+        ..Settings::default()
+    };
+    open_repo(&sqlite).await.unwrap();
+    let pg_columns = Db::open(&postgres.settings.data_dir).await.columns().await;
+    let sqlite_columns = Db::open(sqlite_dir.path()).await.columns().await;
+    assert!(pg_columns.len() > 10, "{pg_columns:?}");
+    assert_eq!(sqlite_columns, pg_columns);
+}
