@@ -17,6 +17,7 @@
 mod decode;
 mod error;
 mod identicon;
+mod qr;
 mod sniff;
 mod variants;
 
@@ -27,6 +28,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 pub use error::ImageError;
+pub use qr::login_qr_jpeg;
 pub use sniff::{AcceptedFormat, Sniffed, sniff};
 
 /// JPEG quality of every variant.
