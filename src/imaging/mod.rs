@@ -14,6 +14,7 @@
 //! Everything here is synchronous CPU work without global state; callers run it
 //! on a blocking thread.
 
+mod card;
 mod decode;
 mod error;
 mod identicon;
@@ -27,6 +28,7 @@ mod tests;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+pub use card::{contact_card_content, contact_card_jpeg};
 pub use error::ImageError;
 pub use qr::login_qr_jpeg;
 pub use sniff::{AcceptedFormat, Sniffed, sniff};
