@@ -14,9 +14,11 @@
 //! Everything here is synchronous CPU work without global state; callers run it
 //! on a blocking thread.
 
+mod card;
 mod decode;
 mod error;
 mod identicon;
+mod qr;
 mod sniff;
 mod variants;
 
@@ -28,7 +30,9 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::AvatarId;
 pub use crate::domain::AvatarSize;
+pub use card::{contact_card_content, contact_card_jpeg};
 pub use error::ImageError;
+pub use qr::login_qr_jpeg;
 pub use sniff::{AcceptedFormat, Sniffed, sniff};
 
 /// JPEG quality of every variant.
