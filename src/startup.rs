@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::Tokens;
-use crate::config::Settings;
+use crate::config::{Settings, Storage};
 use crate::domain::{Accounts, AvatarUpdater};
 use crate::fetch::Fetcher;
 use crate::repo::{PgRepo, Repository, SqliteRepo};
@@ -54,10 +54,11 @@ fn without_password(url: &str) -> String {
 
 /// The blob store named by the settings: the local folder, or the S3 bucket.
 pub fn open_storage(settings: &Settings) -> anyhow::Result<BlobStore> {
-    let store = match settings.s3_config().map_err(anyhow::Error::msg)? {
-        None => BlobStore::local(&settings.blob_dir())?,
-        Some(s3) => BlobStore::s3(&s3)
-            .with_context(|| format!("cannot set up S3 bucket {:?}", s3.bucket))?,
+    let store = match &settings.storage {
+        Storage::Local => BlobStore::local(&settings.blob_dir())?,
+        Storage::S3(s3) => {
+            BlobStore::s3(s3).with_context(|| format!("cannot set up S3 bucket {:?}", s3.bucket))?
+        }
     };
     Ok(store.with_public_base(settings.avatar_redirect_base.as_ref()))
 }

@@ -12,14 +12,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use gewe_server::config::Settings;
+use gewe_server::config::{Settings, Storage};
 use gewe_server::domain::AppId;
 use gewe_server::imaging::{self, AvatarSize};
 use gewe_server::repo::{
     AccountRecord, AvatarChange, AvatarRecord, HistoryEntry, RepoError, Repository, TokenId,
 };
 use gewe_server::startup::{open_repo, open_storage};
-use gewe_server::storage::BlobStore;
+use gewe_server::storage::{BlobStore, S3Config};
 use object_store::aws::S3ConditionalPut;
 use reqwest::redirect::Policy;
 use tempfile::TempDir;
@@ -291,7 +291,7 @@ async fn stored_objects_are_never_replaced() {
 
     // An S3-like without conditional puts (AWS_CONDITIONAL_PUT=disabled): the
     // look-then-write fallback keeps the same promise.
-    if let Some(bucket) = data.settings.s3_bucket.as_deref() {
+    if let Storage::S3(S3Config { bucket, .. }) = &data.settings.storage {
         let fallback =
             BlobStore::from_store(services().s3_store(bucket, S3ConditionalPut::Disabled));
         fallback.put_avatar(&id, &second).await.unwrap();
