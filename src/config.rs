@@ -1,6 +1,7 @@
 //! Settings, layered: command-line flags > `GEWE_*` environment > optional TOML
 //! file (`--config`) > built-in defaults.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,7 +25,7 @@ pub struct Settings {
     /// Holds the SQLite database and the blob folder unless configured otherwise.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; defaults to `sqlite://<data_dir>/gewe.db`.
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
     /// Where avatar blobs live, read from the flat keys `storage` and `s3_*`
     /// (`GEWE_STORAGE`, `GEWE_S3_BUCKET`, …); see [`Storage`].
     #[serde(flatten)]
@@ -169,6 +170,96 @@ impl From<Storage> for StorageKeys {
     }
 }
 
+/// A database URL that keeps its password to itself: `Debug` and `Display`
+/// show only the scheme, host (with port) and database — never the user, the
+/// password, the query (`?password=…`) or the fragment. Only
+/// [`DatabaseUrl::expose_secret`] (for connecting) and `Serialize` (for
+/// layering settings) give the whole text.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The whole URL, password included: for the database driver only.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL fit for an error message or a log line: `scheme://host:port/db`.
+    /// Text that does not parse as a URL shows as `scheme:<unparseable>` (or
+    /// `<unparseable>` without a recognisable scheme). A URL with an `@` after
+    /// its authority shows as `scheme:<hidden>`: that is what a password with
+    /// an unescaped `/`, `?` or `#` looks like, and where the host seems to
+    /// end, the password may go on.
+    pub fn redacted(&self) -> String {
+        let Ok(url) = Url::parse(&self.0) else {
+            return match scheme_of(&self.0) {
+                Some(scheme) => format!("{scheme}:<unparseable>"),
+                None => "<unparseable>".to_owned(),
+            };
+        };
+        let after_authority = [Some(url.path()), url.query(), url.fragment()];
+        if after_authority
+            .iter()
+            .flatten()
+            .any(|part| part.contains('@'))
+        {
+            return format!("{}:<hidden>", url.scheme());
+        }
+        let mut shown = format!("{}:", url.scheme());
+        if url.has_authority() {
+            shown.push_str("//");
+            shown.push_str(url.host_str().unwrap_or(""));
+            if let Some(port) = url.port() {
+                shown.push_str(&format!(":{port}"));
+            }
+        }
+        shown.push_str(url.path());
+        shown
+    }
+}
+
+/// The scheme of URL-like text (RFC 3986: a letter, then letters, digits,
+/// `+`, `-`, `.`, up to the first `:`).
+fn scheme_of(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DatabaseUrl")
+            .field(&self.redacted())
+            .finish()
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        DatabaseUrl(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        DatabaseUrl(url.to_owned())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -214,7 +305,7 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<Url>,
 }
@@ -239,9 +330,9 @@ impl Settings {
         figment.extract().map_err(Box::new)
     }
 
-    pub fn database_url(&self) -> String {
+    pub fn database_url(&self) -> DatabaseUrl {
         self.database_url.clone().unwrap_or_else(|| {
-            crate::repo::SqliteRepo::url_for_file(&self.data_dir.join("gewe.db"))
+            crate::repo::SqliteRepo::url_for_file(&self.data_dir.join("gewe.db")).into()
         })
     }
 
@@ -547,6 +638,116 @@ mod tests {
                 .expect("round trip");
             assert_eq!(back.storage, storage);
         }
+    }
+
+    #[test]
+    fn database_url_shows_scheme_host_and_database_only() {
+        let shown = |url: &str| DatabaseUrl::from(url).to_string();
+        assert_eq!(
+            shown("postgres://gewe:s3cret@db.internal:5432/gewe"),
+            "postgres://db.internal:5432/gewe"
+        );
+        assert_eq!(
+            shown("postgres://gewe@db.internal/gewe?sslmode=require"),
+            "postgres://db.internal/gewe"
+        );
+        assert_eq!(
+            shown("sqlite://./gewe-data/gewe.db"),
+            "sqlite://./gewe-data/gewe.db"
+        );
+        assert_eq!(shown("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn database_url_hides_a_password_in_the_query() {
+        let url = "postgres://gewe@db.internal/gewe?sslmode=require&password=s3cret#s3cret";
+        assert_eq!(
+            DatabaseUrl::from(url).to_string(),
+            "postgres://db.internal/gewe"
+        );
+        let url = "postgres:///gewe?host=/run/postgresql&password=s3cret";
+        assert_eq!(DatabaseUrl::from(url).to_string(), "postgres:///gewe");
+    }
+
+    #[test]
+    fn database_url_that_does_not_parse_shows_only_its_scheme() {
+        let shown = |url: &str| DatabaseUrl::from(url).to_string();
+        // `#` ends the authority early: "gewe:s3" would be host and port.
+        assert_eq!(
+            shown("postgres://gewe:s3#cret@db.internal/gewe"),
+            "postgres:<unparseable>"
+        );
+        assert_eq!(
+            shown("postgres://gewe:s3cret@db.internal:port/gewe"),
+            "postgres:<unparseable>"
+        );
+        assert_eq!(shown("host=db user=gewe password=s3cret"), "<unparseable>");
+        assert_eq!(shown("s3cret"), "<unparseable>");
+        assert_eq!(shown(""), "<unparseable>");
+    }
+
+    #[test]
+    fn database_url_with_an_at_sign_after_the_host_shows_only_its_scheme() {
+        let shown = |url: &str| DatabaseUrl::from(url).to_string();
+        // An unescaped `/`, `?` or `#` in the password makes its start look like
+        // host and port, and its end like the path, query or fragment.
+        assert_eq!(
+            shown("postgres://gewe:12/s3cret@db.internal/gewe"),
+            "postgres:<hidden>"
+        );
+        assert_eq!(
+            shown("postgres://gewe:12?s3cret@db.internal/gewe"),
+            "postgres:<hidden>"
+        );
+        assert_eq!(
+            shown("postgres://gewe:12#s3cret@db.internal/gewe"),
+            "postgres:<hidden>"
+        );
+        assert_eq!(
+            shown("postgres:gewe:s3cret@db.internal/gewe"),
+            "postgres:<hidden>"
+        );
+        // An unescaped `@` in the password itself is no trouble: the last one counts.
+        assert_eq!(
+            shown("postgres://gewe:s3@cret@db.internal/gewe"),
+            "postgres://db.internal/gewe"
+        );
+    }
+
+    #[test]
+    fn database_password_stays_out_of_debug_output() {
+        let url = "postgres://gewe:s3cret@db.internal:5432/gewe?password=s3cret";
+        let settings = Settings {
+            database_url: Some(url.into()),
+            ..Settings::default()
+        };
+        let debug = format!("{settings:?} {settings:#?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("db.internal"), "{debug}");
+        let overrides = Overrides {
+            database_url: Some(url.into()),
+            ..Overrides::default()
+        };
+        assert!(!format!("{overrides:?}").contains("s3cret"));
+        // The driver still gets every byte.
+        assert_eq!(settings.database_url().expose_secret(), url);
+    }
+
+    #[test]
+    fn database_url_comes_through_every_layer_intact() {
+        figment::Jail::expect_with(|jail| {
+            let url = "postgres://gewe:s3cret@db.internal/gewe";
+            jail.set_env("GEWE_DATABASE_URL", url);
+            let settings = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(settings.database_url().expose_secret(), url);
+            let flag = Overrides {
+                database_url: Some("sqlite://flag.db".into()),
+                ..Overrides::default()
+            };
+            let settings = Settings::load(None, &flag).map_err(|e| *e)?;
+            assert_eq!(settings.database_url().expose_secret(), "sqlite://flag.db");
+            Ok(())
+        });
     }
 
     #[test]

@@ -20,17 +20,17 @@ use crate::storage::BlobStore;
 /// creating the data dir) — shared by `gewe serve` and the CLI, so both see the
 /// same data. The URL's scheme picks the engine.
 pub async fn open_repo(settings: &Settings) -> anyhow::Result<Arc<dyn Repository>> {
-    let url = settings.database_url();
-    let shown = without_password(&url);
+    let database_url = settings.database_url();
+    let (url, shown) = (database_url.expose_secret(), database_url.redacted());
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
-        let repo = SqliteRepo::connect(&url)
+        let repo = SqliteRepo::connect(url)
             .await
             .with_context(|| format!("cannot open database {shown}"))?;
         Ok(Arc::new(repo))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let repo = PgRepo::connect(&url)
+        let repo = PgRepo::connect(url)
             .await
             .with_context(|| format!("cannot open database {shown}"))?;
         Ok(Arc::new(repo))
@@ -38,17 +38,6 @@ pub async fn open_repo(settings: &Settings) -> anyhow::Result<Arc<dyn Repository
         bail!(
             "unsupported GEWE_DATABASE_URL {shown:?}: use sqlite://FILE or postgres://USER@HOST/DB"
         )
-    }
-}
-
-/// The URL fit for an error message or a log line.
-fn without_password(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -165,21 +154,4 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_password;
-
-    #[test]
-    fn database_passwords_stay_out_of_messages() {
-        assert_eq!(
-            without_password("postgres://gewe:s3cret@db.internal:5432/gewe"),
-            "postgres://gewe:***@db.internal:5432/gewe"
-        );
-        assert_eq!(
-            without_password("sqlite://./gewe-data/gewe.db"),
-            "sqlite://./gewe-data/gewe.db"
-        );
-    }
 }

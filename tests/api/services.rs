@@ -63,7 +63,7 @@ pub async fn configure(settings: &mut Settings, data_dir: &Path) {
         return;
     };
     let services = services();
-    settings.database_url = Some(shared.database_url);
+    settings.database_url = Some(shared.database_url.into());
     settings.storage = Storage::S3(S3Config {
         bucket: shared.bucket,
         region: Some("us-east-1".to_owned()),
