@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 use crate::auth::Tokens;
-use crate::config::{Overrides, Settings};
+use crate::config::{DatabaseUrl, Overrides, Settings};
 use crate::domain::{AccountDraft, Accounts, Clock};
 use crate::imaging::{self, AvatarSize};
 use crate::startup::{Application, open_repo, open_storage};
@@ -38,7 +38,7 @@ struct GlobalArgs {
     data_dir: Option<PathBuf>,
     /// Database URL [default: sqlite://<data-dir>/gewe.db].
     #[arg(long, global = true, value_name = "URL")]
-    database_url: Option<String>,
+    database_url: Option<DatabaseUrl>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! Settings, layered: command-line flags > `GEWE_*` environment > optional TOML
 //! file (`--config`) > built-in defaults.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,18 +26,11 @@ pub struct Settings {
     /// Holds the SQLite database and the blob folder unless configured otherwise.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; defaults to `sqlite://<data_dir>/gewe.db`.
-    pub database_url: Option<String>,
-    /// Where avatar blobs live: `local` (`<data_dir>/blobs`) or `s3`.
-    pub storage: StorageKind,
-    /// The bucket, with `storage = "s3"`; credentials come from the `AWS_*` environment.
-    pub s3_bucket: Option<String>,
-    /// Defaults to `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
-    pub s3_region: Option<String>,
-    /// An S3-compatible service (MinIO, Ceph, R2, …); AWS itself when unset.
-    pub s3_endpoint: Option<Url>,
-    /// Path-style requests (`endpoint/bucket/key`), as MinIO-likes want; AWS's
-    /// virtual-hosted style (`bucket.endpoint/key`) otherwise.
-    pub s3_path_style: bool,
+    pub database_url: Option<DatabaseUrl>,
+    /// Where avatar blobs live, read from the flat keys `storage` and `s3_*`
+    /// (`GEWE_STORAGE`, `GEWE_S3_BUCKET`, …); see [`Storage`].
+    #[serde(flatten)]
+    pub storage: Storage,
     /// When set, `/mmhead/<id>/<size>` redirects to `<base>/avatars/<id>/<size>.jpg`
     /// (a CDN or the bucket's public address) instead of streaming the bytes.
     pub avatar_redirect_base: Option<Url>,
@@ -66,11 +60,205 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StorageKind {
+/// Where avatar blobs live: one of two complete choices, never a mix.
+///
+/// Written as flat keys, as users have always written them: `storage =
+/// "local" | "s3"` plus `s3_bucket`, `s3_region`, `s3_endpoint` and
+/// `s3_path_style` (`GEWE_STORAGE`, `GEWE_S3_BUCKET`, … in the environment).
+/// Reading refuses an unknown kind, `s3` without a bucket, and any `s3_*` key
+/// given while the storage is local, naming the settings involved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StorageKeys", into = "StorageKeys")]
+pub enum Storage {
+    /// The folder `<data_dir>/blobs` ([`Settings::blob_dir`]).
+    #[default]
     Local,
-    S3,
+    /// A bucket; credentials come from the `AWS_*` environment.
+    S3(S3Config),
+}
+
+/// The flat keys [`Storage`] is read from and written as.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct StorageKeys {
+    /// Unset: local. (`Storage::Local` is written as no keys at all, so that
+    /// "unset" still means "nobody said" under the defaults layer.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<String>,
+    /// The bucket, with `storage = "s3"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s3_bucket: Option<String>,
+    /// Unset: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s3_region: Option<String>,
+    /// An S3-compatible service (MinIO, Ceph, R2, …); AWS itself when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s3_endpoint: Option<Url>,
+    /// Path-style requests (`endpoint/bucket/key`), as MinIO-likes want; AWS's
+    /// virtual-hosted style (`bucket.endpoint/key`) when unset or false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s3_path_style: Option<bool>,
+}
+
+impl TryFrom<StorageKeys> for Storage {
+    type Error = String;
+
+    fn try_from(keys: StorageKeys) -> Result<Self, String> {
+        match keys.storage.as_deref() {
+            None | Some("local") => {
+                let given: Vec<&str> = [
+                    ("GEWE_S3_BUCKET", keys.s3_bucket.is_some()),
+                    ("GEWE_S3_REGION", keys.s3_region.is_some()),
+                    ("GEWE_S3_ENDPOINT", keys.s3_endpoint.is_some()),
+                    ("GEWE_S3_PATH_STYLE", keys.s3_path_style.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(name, set)| set.then_some(name))
+                .collect();
+                if given.is_empty() {
+                    return Ok(Storage::Local);
+                }
+                let default = if keys.storage.is_none() {
+                    " (the default)"
+                } else {
+                    ""
+                };
+                Err(format!(
+                    "{} given, but GEWE_STORAGE is local{default}: S3 settings need GEWE_STORAGE=s3",
+                    given.join(", ")
+                ))
+            }
+            Some("s3") => {
+                let bucket = keys
+                    .s3_bucket
+                    .filter(|b| !b.trim().is_empty())
+                    .ok_or("GEWE_STORAGE=s3 needs GEWE_S3_BUCKET (the bucket name)")?;
+                if keys
+                    .s3_region
+                    .as_deref()
+                    .is_some_and(|r| r.trim().is_empty())
+                {
+                    return Err("GEWE_S3_REGION is empty: name a region, or leave it unset \
+                                for AWS_REGION, else us-east-1"
+                        .to_owned());
+                }
+                Ok(Storage::S3(S3Config {
+                    bucket,
+                    region: keys.s3_region,
+                    endpoint: keys.s3_endpoint,
+                    path_style: keys.s3_path_style.unwrap_or(false),
+                }))
+            }
+            Some(other) => Err(format!(
+                "GEWE_STORAGE={other:?} is not a storage kind: use \"local\" or \"s3\""
+            )),
+        }
+    }
+}
+
+impl From<Storage> for StorageKeys {
+    fn from(storage: Storage) -> Self {
+        match storage {
+            Storage::Local => StorageKeys::default(),
+            Storage::S3(s3) => StorageKeys {
+                storage: Some("s3".to_owned()),
+                s3_bucket: Some(s3.bucket),
+                s3_region: s3.region,
+                s3_endpoint: s3.endpoint,
+                s3_path_style: Some(s3.path_style),
+            },
+        }
+    }
+}
+
+/// A database URL that keeps its password to itself: `Debug` and `Display`
+/// show only the scheme, host (with port) and database — never the user, the
+/// password, the query (`?password=…`) or the fragment. Only
+/// [`DatabaseUrl::expose_secret`] (for connecting) and `Serialize` (for
+/// layering settings) give the whole text.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The whole URL, password included: for the database driver only.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL fit for an error message or a log line: `scheme://host:port/db`.
+    /// Text that does not parse as a URL shows as `scheme:<unparseable>` (or
+    /// `<unparseable>` without a recognisable scheme). A URL with an `@` after
+    /// its authority shows as `scheme:<hidden>`: that is what a password with
+    /// an unescaped `/`, `?` or `#` looks like, and where the host seems to
+    /// end, the password may go on.
+    pub fn redacted(&self) -> String {
+        let Ok(url) = Url::parse(&self.0) else {
+            return match scheme_of(&self.0) {
+                Some(scheme) => format!("{scheme}:<unparseable>"),
+                None => "<unparseable>".to_owned(),
+            };
+        };
+        let after_authority = [Some(url.path()), url.query(), url.fragment()];
+        if after_authority
+            .iter()
+            .flatten()
+            .any(|part| part.contains('@'))
+        {
+            return format!("{}:<hidden>", url.scheme());
+        }
+        let mut shown = format!("{}:", url.scheme());
+        if url.has_authority() {
+            shown.push_str("//");
+            shown.push_str(url.host_str().unwrap_or(""));
+            if let Some(port) = url.port() {
+                shown.push_str(&format!(":{port}"));
+            }
+        }
+        shown.push_str(url.path());
+        shown
+    }
+}
+
+/// The scheme of URL-like text (RFC 3986: a letter, then letters, digits,
+/// `+`, `-`, `.`, up to the first `:`).
+fn scheme_of(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DatabaseUrl")
+            .field(&self.redacted())
+            .finish()
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        DatabaseUrl(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        DatabaseUrl(url.to_owned())
+    }
 }
 
 impl Default for Settings {
@@ -82,11 +270,7 @@ impl Default for Settings {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2531),
             data_dir: PathBuf::from("./gewe-data"),
             database_url: None,
-            storage: StorageKind::Local,
-            s3_bucket: None,
-            s3_region: None,
-            s3_endpoint: None,
-            s3_path_style: false,
+            storage: Storage::Local,
             avatar_redirect_base: None,
             public_url: None,
             token_issuing: true,
@@ -115,7 +299,7 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<Url>,
 }
@@ -129,39 +313,25 @@ impl Settings {
         if let Some(path) = config_file {
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment
+        let figment = figment
             .merge(Env::prefixed("GEWE_"))
-            .merge(Serialized::defaults(overrides))
-            .extract()
-            .map_err(Box::new)
+            .merge(Serialized::defaults(overrides));
+        // The storage keys first, on their own: inside the flattened `storage`
+        // field a wrongly typed value (`GEWE_S3_PATH_STYLE=yes`) would lose
+        // the name of its key.
+        let storage_keys: StorageKeys = figment.extract().map_err(Box::new)?;
+        Storage::try_from(storage_keys).map_err(|e| Box::new(e.into()))?;
+        figment.extract().map_err(Box::new)
     }
 
-    pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gewe.db").display()))
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("gewe.db").display()).into()
+        })
     }
 
     pub fn blob_dir(&self) -> PathBuf {
         self.data_dir.join("blobs")
-    }
-
-    /// The bucket settings, when blobs go to S3.
-    pub fn s3_config(&self) -> Result<Option<S3Config>, String> {
-        if self.storage != StorageKind::S3 {
-            return Ok(None);
-        }
-        let bucket = self
-            .s3_bucket
-            .clone()
-            .filter(|b| !b.trim().is_empty())
-            .ok_or("GEWE_STORAGE=s3 needs GEWE_S3_BUCKET")?;
-        Ok(Some(S3Config {
-            bucket,
-            region: self.s3_region.clone(),
-            endpoint: self.s3_endpoint.clone(),
-            path_style: self.s3_path_style,
-        }))
     }
 
     /// The configured public URL, or one derived from the address actually bound.
@@ -261,38 +431,315 @@ mod tests {
         });
     }
 
+    fn load_error(jail_env: &[(&str, &str)], toml: Option<&str>) -> String {
+        let mut message = None;
+        figment::Jail::expect_with(|jail| {
+            for (name, value) in jail_env {
+                jail.set_env(name, value);
+            }
+            let file = match toml {
+                Some(text) => {
+                    jail.create_file("gewe.toml", text)?;
+                    Some(Path::new("gewe.toml"))
+                }
+                None => None,
+            };
+            let err = Settings::load(file, &Overrides::default())
+                .expect_err("these settings must be refused");
+            message = Some(err.to_string());
+            Ok(())
+        });
+        message.expect("jail ran")
+    }
+
     #[test]
     fn s3_storage_comes_from_flat_environment_names() {
         figment::Jail::expect_with(|jail| {
             let local = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
-            assert_eq!(local.s3_config(), Ok(None));
+            assert_eq!(local.storage, Storage::Local);
 
             jail.set_env("GEWE_STORAGE", "s3");
-            let missing = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
-            assert!(missing.s3_config().unwrap_err().contains("GEWE_S3_BUCKET"));
-
             jail.set_env("GEWE_S3_BUCKET", "avatars");
+            let bare = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(
+                bare.storage,
+                Storage::S3(S3Config {
+                    bucket: "avatars".into(),
+                    region: None,
+                    endpoint: None,
+                    path_style: false,
+                })
+            );
+
             jail.set_env("GEWE_S3_REGION", "eu-central-1");
             jail.set_env("GEWE_S3_ENDPOINT", "http://127.0.0.1:9000");
             jail.set_env("GEWE_S3_PATH_STYLE", "true");
             jail.set_env("GEWE_AVATAR_REDIRECT_BASE", "https://cdn.example.com/a");
             let s3 = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
             assert_eq!(
-                s3.s3_config(),
-                Ok(Some(S3Config {
+                s3.storage,
+                Storage::S3(S3Config {
                     bucket: "avatars".into(),
                     region: Some("eu-central-1".into()),
                     endpoint: Some(Url::parse("http://127.0.0.1:9000").unwrap()),
                     path_style: true,
-                }))
+                })
             );
             assert_eq!(
                 s3.avatar_redirect_base.unwrap().as_str(),
                 "https://cdn.example.com/a"
             );
+            Ok(())
+        });
+    }
 
-            jail.set_env("GEWE_STORAGE", "ftp");
-            assert!(Settings::load(None, &Overrides::default()).is_err());
+    #[test]
+    fn s3_storage_comes_from_toml_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gewe.toml",
+                "storage = \"s3\"\ns3_bucket = \"avatars\"\ns3_path_style = true",
+            )?;
+            let s3 = Settings::load(Some(Path::new("gewe.toml")), &Overrides::default())
+                .map_err(|e| *e)?;
+            assert_eq!(
+                s3.storage,
+                Storage::S3(S3Config {
+                    bucket: "avatars".into(),
+                    region: None,
+                    endpoint: None,
+                    path_style: true,
+                })
+            );
+            // The environment still wins over the file, key by key.
+            jail.set_env("GEWE_S3_BUCKET", "other");
+            let s3 = Settings::load(Some(Path::new("gewe.toml")), &Overrides::default())
+                .map_err(|e| *e)?;
+            assert!(matches!(s3.storage, Storage::S3(c) if c.bucket == "other" && c.path_style));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn s3_without_a_bucket_is_refused_at_load() {
+        let msg = load_error(&[("GEWE_STORAGE", "s3")], None);
+        assert_eq!(
+            msg,
+            "GEWE_STORAGE=s3 needs GEWE_S3_BUCKET (the bucket name)"
+        );
+        let msg = load_error(&[("GEWE_STORAGE", "s3"), ("GEWE_S3_BUCKET", "  ")], None);
+        assert!(msg.contains("needs GEWE_S3_BUCKET"), "{msg}");
+        let msg = load_error(&[], Some("storage = \"s3\"\ns3_region = \"eu-central-1\""));
+        assert!(msg.contains("needs GEWE_S3_BUCKET"), "{msg}");
+    }
+
+    #[test]
+    fn an_empty_s3_region_is_refused_at_load() {
+        let msg = load_error(
+            &[
+                ("GEWE_STORAGE", "s3"),
+                ("GEWE_S3_BUCKET", "avatars"),
+                ("GEWE_S3_REGION", ""),
+            ],
+            None,
+        );
+        assert!(msg.starts_with("GEWE_S3_REGION is empty"), "{msg}");
+    }
+
+    #[test]
+    fn s3_settings_with_local_storage_are_refused_at_load() {
+        let msg = load_error(&[("GEWE_S3_BUCKET", "avatars")], None);
+        assert_eq!(
+            msg,
+            "GEWE_S3_BUCKET given, but GEWE_STORAGE is local (the default): \
+             S3 settings need GEWE_STORAGE=s3"
+        );
+        let msg = load_error(
+            &[
+                ("GEWE_STORAGE", "local"),
+                ("GEWE_S3_ENDPOINT", "http://127.0.0.1:9000"),
+                ("GEWE_S3_PATH_STYLE", "false"),
+            ],
+            None,
+        );
+        assert_eq!(
+            msg,
+            "GEWE_S3_ENDPOINT, GEWE_S3_PATH_STYLE given, but GEWE_STORAGE is local: \
+             S3 settings need GEWE_STORAGE=s3"
+        );
+        let msg = load_error(&[], Some("s3_region = \"eu-central-1\""));
+        assert!(msg.starts_with("GEWE_S3_REGION given"), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_storage_kind_is_refused_at_load() {
+        let msg = load_error(&[("GEWE_STORAGE", "ftp")], None);
+        assert_eq!(
+            msg,
+            "GEWE_STORAGE=\"ftp\" is not a storage kind: use \"local\" or \"s3\""
+        );
+        let msg = load_error(&[], Some("storage = \"S3\""));
+        assert!(msg.starts_with("GEWE_STORAGE=\"S3\" is not"), "{msg}");
+    }
+
+    #[test]
+    fn a_wrongly_typed_storage_value_names_its_key() {
+        let msg = load_error(
+            &[
+                ("GEWE_STORAGE", "s3"),
+                ("GEWE_S3_BUCKET", "avatars"),
+                ("GEWE_S3_PATH_STYLE", "yes"),
+            ],
+            None,
+        );
+        assert!(
+            msg.contains("S3_PATH_STYLE") && msg.contains("GEWE_"),
+            "{msg}"
+        );
+        let msg = load_error(
+            &[
+                ("GEWE_STORAGE", "s3"),
+                ("GEWE_S3_BUCKET", "avatars"),
+                ("GEWE_S3_ENDPOINT", "not a url"),
+            ],
+            None,
+        );
+        assert!(
+            msg.contains("S3_ENDPOINT") && msg.contains("GEWE_"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn storage_survives_being_a_settings_layer() {
+        // `Settings` serialises back to the flat keys it is read from, so a
+        // `Settings` value can itself be the bottom layer of a figment.
+        for storage in [
+            Storage::Local,
+            Storage::S3(S3Config {
+                bucket: "avatars".into(),
+                region: Some("eu-central-1".into()),
+                endpoint: Some(Url::parse("http://127.0.0.1:9000").unwrap()),
+                path_style: true,
+            }),
+        ] {
+            let settings = Settings {
+                storage: storage.clone(),
+                ..Settings::default()
+            };
+            let back: Settings = Figment::from(Serialized::defaults(settings))
+                .extract()
+                .expect("round trip");
+            assert_eq!(back.storage, storage);
+        }
+    }
+
+    #[test]
+    fn database_url_shows_scheme_host_and_database_only() {
+        let shown = |url: &str| DatabaseUrl::from(url).to_string();
+        assert_eq!(
+            shown("postgres://gewe:s3cret@db.internal:5432/gewe"),
+            "postgres://db.internal:5432/gewe"
+        );
+        assert_eq!(
+            shown("postgres://gewe@db.internal/gewe?sslmode=require"),
+            "postgres://db.internal/gewe"
+        );
+        assert_eq!(
+            shown("sqlite://./gewe-data/gewe.db"),
+            "sqlite://./gewe-data/gewe.db"
+        );
+        assert_eq!(shown("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn database_url_hides_a_password_in_the_query() {
+        let url = "postgres://gewe@db.internal/gewe?sslmode=require&password=s3cret#s3cret";
+        assert_eq!(
+            DatabaseUrl::from(url).to_string(),
+            "postgres://db.internal/gewe"
+        );
+        let url = "postgres:///gewe?host=/run/postgresql&password=s3cret";
+        assert_eq!(DatabaseUrl::from(url).to_string(), "postgres:///gewe");
+    }
+
+    #[test]
+    fn database_url_that_does_not_parse_shows_only_its_scheme() {
+        let shown = |url: &str| DatabaseUrl::from(url).to_string();
+        // `#` ends the authority early: "gewe:s3" would be host and port.
+        assert_eq!(
+            shown("postgres://gewe:s3#cret@db.internal/gewe"),
+            "postgres:<unparseable>"
+        );
+        assert_eq!(
+            shown("postgres://gewe:s3cret@db.internal:port/gewe"),
+            "postgres:<unparseable>"
+        );
+        assert_eq!(shown("host=db user=gewe password=s3cret"), "<unparseable>");
+        assert_eq!(shown("s3cret"), "<unparseable>");
+        assert_eq!(shown(""), "<unparseable>");
+    }
+
+    #[test]
+    fn database_url_with_an_at_sign_after_the_host_shows_only_its_scheme() {
+        let shown = |url: &str| DatabaseUrl::from(url).to_string();
+        // An unescaped `/`, `?` or `#` in the password makes its start look like
+        // host and port, and its end like the path, query or fragment.
+        assert_eq!(
+            shown("postgres://gewe:12/s3cret@db.internal/gewe"),
+            "postgres:<hidden>"
+        );
+        assert_eq!(
+            shown("postgres://gewe:12?s3cret@db.internal/gewe"),
+            "postgres:<hidden>"
+        );
+        assert_eq!(
+            shown("postgres://gewe:12#s3cret@db.internal/gewe"),
+            "postgres:<hidden>"
+        );
+        assert_eq!(
+            shown("postgres:gewe:s3cret@db.internal/gewe"),
+            "postgres:<hidden>"
+        );
+        // An unescaped `@` in the password itself is no trouble: the last one counts.
+        assert_eq!(
+            shown("postgres://gewe:s3@cret@db.internal/gewe"),
+            "postgres://db.internal/gewe"
+        );
+    }
+
+    #[test]
+    fn database_password_stays_out_of_debug_output() {
+        let url = "postgres://gewe:s3cret@db.internal:5432/gewe?password=s3cret";
+        let settings = Settings {
+            database_url: Some(url.into()),
+            ..Settings::default()
+        };
+        let debug = format!("{settings:?} {settings:#?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("db.internal"), "{debug}");
+        let overrides = Overrides {
+            database_url: Some(url.into()),
+            ..Overrides::default()
+        };
+        assert!(!format!("{overrides:?}").contains("s3cret"));
+        // The driver still gets every byte.
+        assert_eq!(settings.database_url().expose_secret(), url);
+    }
+
+    #[test]
+    fn database_url_comes_through_every_layer_intact() {
+        figment::Jail::expect_with(|jail| {
+            let url = "postgres://gewe:s3cret@db.internal/gewe";
+            jail.set_env("GEWE_DATABASE_URL", url);
+            let settings = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(settings.database_url().expose_secret(), url);
+            let flag = Overrides {
+                database_url: Some("sqlite://flag.db".into()),
+                ..Overrides::default()
+            };
+            let settings = Settings::load(None, &flag).map_err(|e| *e)?;
+            assert_eq!(settings.database_url().expose_secret(), "sqlite://flag.db");
             Ok(())
         });
     }

@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::Tokens;
-use crate::config::Settings;
+use crate::config::{Settings, Storage};
 use crate::domain::{Accounts, AvatarUpdater, Clock, Repository};
 use crate::fetch::Fetcher;
 use crate::repo::{PgRepo, SqliteRepo};
@@ -20,17 +20,17 @@ use crate::storage::BlobStore;
 /// creating the data dir) — shared by `gewe serve` and the CLI, so both see the
 /// same data. The URL's scheme picks the engine.
 pub async fn open_repo(settings: &Settings) -> anyhow::Result<Arc<dyn Repository>> {
-    let url = settings.database_url();
-    let shown = without_password(&url);
+    let database_url = settings.database_url();
+    let (url, shown) = (database_url.expose_secret(), database_url.redacted());
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
-        let repo = SqliteRepo::connect(&url)
+        let repo = SqliteRepo::connect(url)
             .await
             .with_context(|| format!("cannot open database {shown}"))?;
         Ok(Arc::new(repo))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let repo = PgRepo::connect(&url)
+        let repo = PgRepo::connect(url)
             .await
             .with_context(|| format!("cannot open database {shown}"))?;
         Ok(Arc::new(repo))
@@ -41,23 +41,13 @@ pub async fn open_repo(settings: &Settings) -> anyhow::Result<Arc<dyn Repository
     }
 }
 
-/// The URL fit for an error message or a log line.
-fn without_password(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// The blob store named by the settings: the local folder, or the S3 bucket.
 pub fn open_storage(settings: &Settings) -> anyhow::Result<BlobStore> {
-    let store = match settings.s3_config().map_err(anyhow::Error::msg)? {
-        None => BlobStore::local(&settings.blob_dir())?,
-        Some(s3) => BlobStore::s3(&s3)
-            .with_context(|| format!("cannot set up S3 bucket {:?}", s3.bucket))?,
+    let store = match &settings.storage {
+        Storage::Local => BlobStore::local(&settings.blob_dir())?,
+        Storage::S3(s3) => {
+            BlobStore::s3(s3).with_context(|| format!("cannot set up S3 bucket {:?}", s3.bucket))?
+        }
     };
     Ok(store.with_public_base(settings.avatar_redirect_base.as_ref()))
 }
@@ -182,21 +172,4 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_password;
-
-    #[test]
-    fn database_passwords_stay_out_of_messages() {
-        assert_eq!(
-            without_password("postgres://gewe:s3cret@db.internal:5432/gewe"),
-            "postgres://gewe:***@db.internal:5432/gewe"
-        );
-        assert_eq!(
-            without_password("sqlite://./gewe-data/gewe.db"),
-            "sqlite://./gewe-data/gewe.db"
-        );
-    }
 }

@@ -1,113 +1,108 @@
 //! Which IP addresses the server may connect to.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
+
+/// IPv4 blocks that are not globally reachable, as (network, prefix length).
+/// Everything else is global.
+const V4_DENY: &[([u8; 4], u32)] = &[
+    // "this network" (RFC 791); 0.0.0.0 reaches the local host on Linux
+    ([0, 0, 0, 0], 8),
+    // private (RFC 1918)
+    ([10, 0, 0, 0], 8),
+    // shared address space / carrier-grade NAT (RFC 6598)
+    ([100, 64, 0, 0], 10),
+    // loopback
+    ([127, 0, 0, 0], 8),
+    // link-local, incl. cloud metadata 169.254.169.254
+    ([169, 254, 0, 0], 16),
+    // private (RFC 1918)
+    ([172, 16, 0, 0], 12),
+    // IETF protocol assignments (RFC 6890), refused as a whole
+    ([192, 0, 0, 0], 24),
+    // TEST-NET-1 documentation
+    ([192, 0, 2, 0], 24),
+    // deprecated 6to4 relay anycast (RFC 7526)
+    ([192, 88, 99, 0], 24),
+    // private (RFC 1918)
+    ([192, 168, 0, 0], 16),
+    // benchmarking (RFC 2544)
+    ([198, 18, 0, 0], 15),
+    // TEST-NET-2 documentation
+    ([198, 51, 100, 0], 24),
+    // TEST-NET-3 documentation
+    ([203, 0, 113, 0], 24),
+    // multicast
+    ([224, 0, 0, 0], 4),
+    // reserved for future use
+    ([240, 0, 0, 0], 4),
+    // limited broadcast (already inside 240/4; listed for clarity)
+    ([255, 255, 255, 255], 32),
+];
+
+/// IPv6 global unicast (RFC 4291 §2.4, IANA's "Global Unicast" allocation):
+/// the only IPv6 space an address may come from, as (network, prefix length).
+///
+/// Everything outside it is refused without a row of its own, among them:
+/// `::` unspecified, `::1` loopback, `::ffff:0:0/96` IPv4-mapped, `::/96`
+/// IPv4-compatible, `::ffff:0:0:0/96` IPv4-translated, `64:ff9b::/96` and
+/// `64:ff9b:1::/48` NAT64, `100::/64` discard-only, `5f00::/16` SRv6 SIDs,
+/// `fc00::/7` unique local, `fe80::/10` link-local, `fec0::/10` site-local,
+/// `ff00::/8` multicast, and all unassigned space (`4000::/3` …).
+const V6_GLOBAL_UNICAST: ([u16; 8], u32) = ([0x2000, 0, 0, 0, 0, 0, 0, 0], 3);
+
+/// The blocks inside [`V6_GLOBAL_UNICAST`] that are not global, as (network as
+/// eight 16-bit groups, prefix length). No row lies outside 2000::/3 or inside
+/// another row, so every row decides some address (a test keeps it so).
+const V6_DENY_IN_GLOBAL_UNICAST: &[([u16; 8], u32)] = &[
+    // 2001::/23 IETF protocol assignments (RFC 2928), refused as a whole:
+    // Teredo 2001::/32 (embeds an arbitrary IPv4), PCP/TURN/DNS-SD anycast
+    // 2001:1::1-3, benchmarking 2001:2::/48, AMT 2001:3::/32, AS112
+    // 2001:4:112::/48, ORCHID 2001:10::/28, ORCHIDv2 2001:20::/28, DETs
+    // 2001:30::/28, and what IANA assigns there next
+    ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
+    // 2001:db8::/32 documentation (RFC 3849)
+    ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32),
+    // 2002::/16 6to4 (RFC 3056; embeds an arbitrary IPv4)
+    ([0x2002, 0, 0, 0, 0, 0, 0, 0], 16),
+    // 3fff::/20 documentation (RFC 9637)
+    ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),
+];
+
+fn in_v4_net(addr: u32, (net, len): ([u8; 4], u32)) -> bool {
+    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+    addr & mask == u32::from_be_bytes(net) & mask
+}
+
+fn in_v6_net(addr: u128, (net, len): ([u16; 8], u32)) -> bool {
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    addr & mask == u128::from(Ipv6Addr::from(net)) & mask
+}
 
 /// The non-global rule, in one function: true only for globally routable
 /// unicast addresses. Everything special-purpose, private, loopback,
 /// link-local, multicast, documentation, translation or tunnelling is false.
+///
+/// IPv4: global unless in [`V4_DENY`]. IPv6: global only inside 2000::/3
+/// ([`V6_GLOBAL_UNICAST`]) and outside [`V6_DENY_IN_GLOBAL_UNICAST`].
 ///
 /// Deliberately stricter than std's (unstable) `is_global`: the whole
 /// 192.0.0.0/24 and 2001::/23 blocks are refused, IPv4-mapped/compatible
 /// addresses are refused outright (see [`is_allowed`] for the allow list),
 /// and any IPv6 address outside 2000::/3 is refused.
 pub fn is_global(ip: IpAddr) -> bool {
-    // (network, prefix length)
-    const V4_DENY: &[([u8; 4], u32)] = &[
-        // "this network" (RFC 791); 0.0.0.0 reaches the local host on Linux
-        ([0, 0, 0, 0], 8),
-        // private (RFC 1918)
-        ([10, 0, 0, 0], 8),
-        // shared address space / carrier-grade NAT (RFC 6598)
-        ([100, 64, 0, 0], 10),
-        // loopback
-        ([127, 0, 0, 0], 8),
-        // link-local, incl. cloud metadata 169.254.169.254
-        ([169, 254, 0, 0], 16),
-        // private (RFC 1918)
-        ([172, 16, 0, 0], 12),
-        // IETF protocol assignments (RFC 6890), refused as a whole
-        ([192, 0, 0, 0], 24),
-        // TEST-NET-1 documentation
-        ([192, 0, 2, 0], 24),
-        // deprecated 6to4 relay anycast (RFC 7526)
-        ([192, 88, 99, 0], 24),
-        // private (RFC 1918)
-        ([192, 168, 0, 0], 16),
-        // benchmarking (RFC 2544)
-        ([198, 18, 0, 0], 15),
-        // TEST-NET-2 documentation
-        ([198, 51, 100, 0], 24),
-        // TEST-NET-3 documentation
-        ([203, 0, 113, 0], 24),
-        // multicast
-        ([224, 0, 0, 0], 4),
-        // reserved for future use
-        ([240, 0, 0, 0], 4),
-        // limited broadcast (already inside 240/4; listed for clarity)
-        ([255, 255, 255, 255], 32),
-    ];
-    // (network as eight 16-bit groups, prefix length)
-    const V6_DENY: &[([u16; 8], u32)] = &[
-        // :: unspecified
-        ([0, 0, 0, 0, 0, 0, 0, 0], 128),
-        // ::1 loopback
-        ([0, 0, 0, 0, 0, 0, 0, 1], 128),
-        // ::ffff:0:0/96 IPv4-mapped (refused outright)
-        ([0, 0, 0, 0, 0, 0xffff, 0, 0], 96),
-        // ::/96 IPv4-compatible, deprecated (refused outright)
-        ([0, 0, 0, 0, 0, 0, 0, 0], 96),
-        // 64:ff9b::/96 NAT64 well-known prefix
-        ([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96),
-        // 64:ff9b:1::/48 NAT64 local use
-        ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),
-        // 100::/64 discard-only
-        ([0x100, 0, 0, 0, 0, 0, 0, 0], 64),
-        // 2001::/32 Teredo (embeds an arbitrary IPv4)
-        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 32),
-        // 2001:10::/28 ORCHID, deprecated
-        ([0x2001, 0x10, 0, 0, 0, 0, 0, 0], 28),
-        // 2001::/23 rest of IETF protocol assignments (benchmarking, AMT, AS112, ORCHIDv2)
-        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
-        // 2001:db8::/32 documentation
-        ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32),
-        // 2002::/16 6to4 (embeds an arbitrary IPv4)
-        ([0x2002, 0, 0, 0, 0, 0, 0, 0], 16),
-        // 3fff::/20 documentation (RFC 9637)
-        ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),
-        // 5f00::/16 SRv6 SIDs
-        ([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16),
-        // fc00::/7 unique local
-        ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
-        // fe80::/10 link-local
-        ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
-        // fec0::/10 site-local, deprecated
-        ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
-        // ff00::/8 multicast
-        ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),
-    ];
-
     match ip {
         IpAddr::V4(v4) => {
             let addr = u32::from(v4);
-            !V4_DENY.iter().any(|&(net, len)| {
-                let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-                addr & mask == u32::from_be_bytes(net) & mask
-            })
+            !V4_DENY.iter().any(|&row| in_v4_net(addr, row))
         }
         IpAddr::V6(v6) => {
             let addr = u128::from(v6);
-            // Only 2000::/3 is allocated as global unicast; everything else
-            // (all the ::/8 specials, 100::/8, 5f00::/16, fc00::/7, fe80::/10,
-            // ff00::/8, unassigned space) is not a picture server.
-            if addr >> 125 != 0b001 {
-                return false;
-            }
-            !V6_DENY.iter().any(|&(net, len)| {
-                let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-                addr & mask == u128::from(std::net::Ipv6Addr::from(net)) & mask
-            })
+            in_v6_net(addr, V6_GLOBAL_UNICAST)
+                && !V6_DENY_IN_GLOBAL_UNICAST
+                    .iter()
+                    .any(|&row| in_v6_net(addr, row))
         }
     }
 }
@@ -238,5 +233,151 @@ mod tests {
         // mapped form of a global v4 is still refused without an allow entry
         assert!(!allowed("::ffff:8.8.8.8"));
         assert!(!is_allowed("127.0.0.1".parse().expect("ip"), &[]));
+    }
+
+    // ------------------------------------------------ one test per special range
+
+    fn first_middle_last(cidr: &str) -> [IpAddr; 3] {
+        let net: IpNet = cidr.parse().expect("range parses");
+        let (first, last) = (net.network(), net.broadcast());
+        let middle = match (first, last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let (a, b) = (u32::from(a), u32::from(b));
+                IpAddr::from(std::net::Ipv4Addr::from(a + (b - a) / 2))
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let (a, b) = (u128::from(a), u128::from(b));
+                IpAddr::from(Ipv6Addr::from(a + (b - a) / 2))
+            }
+            _ => unreachable!("one family"),
+        };
+        [first, middle, last]
+    }
+
+    /// A test per range: its first, middle and last address are refused.
+    macro_rules! refused_ranges {
+        ($($name:ident: $cidr:literal,)*) => {$(
+            #[test]
+            fn $name() {
+                for ip in first_middle_last($cidr) {
+                    assert!(!is_global(ip), "{ip} in {} must be refused", $cidr);
+                }
+            }
+        )*};
+    }
+
+    refused_ranges! {
+        // IPv6, outside 2000::/3
+        v6_unspecified: "::/128",
+        v6_loopback: "::1/128",
+        v6_ipv4_mapped: "::ffff:0:0/96",
+        v6_ipv4_compatible: "::/96",
+        v6_ipv4_translated: "::ffff:0:0:0/96",
+        v6_nat64_well_known: "64:ff9b::/96",
+        v6_nat64_local_use: "64:ff9b:1::/48",
+        v6_discard_only: "100::/64",
+        v6_dummy_prefix: "100:0:0:1::/64",
+        v6_srv6_sids: "5f00::/16",
+        v6_unique_local: "fc00::/7",
+        v6_link_local: "fe80::/10",
+        v6_site_local: "fec0::/10",
+        v6_multicast: "ff00::/8",
+        v6_below_global_unicast: "::/3",
+        v6_above_global_unicast: "4000::/2",
+        v6_top_unassigned: "8000::/1",
+        // IPv6, inside 2000::/3
+        v6_ietf_protocol_assignments: "2001::/23",
+        v6_teredo: "2001::/32",
+        v6_pcp_turn_dnssd_anycast: "2001:1::/125",
+        v6_benchmarking: "2001:2::/48",
+        v6_amt: "2001:3::/32",
+        v6_as112: "2001:4:112::/48",
+        v6_orchid: "2001:10::/28",
+        v6_orchid_v2: "2001:20::/28",
+        v6_drone_remote_id: "2001:30::/28",
+        v6_documentation: "2001:db8::/32",
+        v6_6to4: "2002::/16",
+        v6_documentation_rfc9637: "3fff::/20",
+        // IPv4
+        v4_this_network: "0.0.0.0/8",
+        v4_private_10: "10.0.0.0/8",
+        v4_shared_cgnat: "100.64.0.0/10",
+        v4_loopback: "127.0.0.0/8",
+        v4_link_local: "169.254.0.0/16",
+        v4_private_172: "172.16.0.0/12",
+        v4_ietf_protocol_assignments: "192.0.0.0/24",
+        v4_test_net_1: "192.0.2.0/24",
+        v4_6to4_relay_anycast: "192.88.99.0/24",
+        v4_private_192: "192.168.0.0/16",
+        v4_benchmarking: "198.18.0.0/15",
+        v4_test_net_2: "198.51.100.0/24",
+        v4_test_net_3: "203.0.113.0/24",
+        v4_multicast: "224.0.0.0/4",
+        v4_reserved: "240.0.0.0/4",
+        v4_limited_broadcast: "255.255.255.255/32",
+    }
+
+    fn v6(groups: [u16; 8]) -> u128 {
+        u128::from(Ipv6Addr::from(groups))
+    }
+
+    fn v6_range((net, len): ([u16; 8], u32)) -> (u128, u128) {
+        let first = v6(net);
+        (first, first | (u128::MAX >> len))
+    }
+
+    #[test]
+    fn every_v6_row_decides_some_address() {
+        let (gu_first, gu_last) = v6_range(V6_GLOBAL_UNICAST);
+        for (i, &row) in V6_DENY_IN_GLOBAL_UNICAST.iter().enumerate() {
+            let (first, last) = v6_range(row);
+            assert_eq!(first, v6(row.0), "row {i}: host bits set in the network");
+            assert!(
+                gu_first <= first && last <= gu_last,
+                "row {i} lies outside 2000::/3, where nothing passes anyway"
+            );
+            for (j, &other) in V6_DENY_IN_GLOBAL_UNICAST.iter().enumerate() {
+                let (o_first, o_last) = v6_range(other);
+                assert!(
+                    i == j || last < o_first || o_last < first,
+                    "rows {i} and {j} overlap, so one of them is dead weight"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn v6_rows_end_exactly_where_they_say() {
+        let global = |n: u128| is_global(IpAddr::V6(Ipv6Addr::from(n)));
+        let (gu_first, gu_last) = v6_range(V6_GLOBAL_UNICAST);
+        assert!(!global(gu_first - 1), "1fff:ffff:…");
+        assert!(global(gu_first), "2000::");
+        assert!(global(gu_last), "3fff:ffff:…");
+        assert!(!global(gu_last + 1), "4000::");
+        for &row in V6_DENY_IN_GLOBAL_UNICAST {
+            let (first, last) = v6_range(row);
+            assert!(global(first - 1), "just below {:?}", row);
+            assert!(!global(first) && !global(last), "{:?}", row);
+            assert!(global(last + 1), "just above {:?}", row);
+        }
+    }
+
+    #[test]
+    fn special_but_global_v6_stays_reachable() {
+        // 2620:4f:8000::/48 (AS112 direct delegation) is special-purpose yet
+        // globally reachable (IANA), and outside every deny row.
+        for ip in first_middle_last("2620:4f:8000::/48") {
+            assert!(is_global(ip), "{ip}");
+        }
+        // 6to4's neighbours and the space around the documentation blocks.
+        for text in [
+            "2001:200::",
+            "2001:db7:ffff::1",
+            "2001:db9::",
+            "2003::1",
+            "3ffe::1",
+        ] {
+            assert!(is_global(text.parse().expect("parses")), "{text}");
+        }
     }
 }

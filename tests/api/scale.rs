@@ -11,9 +11,10 @@
 use std::collections::HashSet;
 
 use futures_util::future::join_all;
+use gewe_server::config::Storage;
 use gewe_server::domain::AppId;
 use gewe_server::imaging::{self, AvatarSize};
-use gewe_server::storage::BlobStore;
+use gewe_server::storage::{BlobStore, S3Config};
 use object_store::aws::S3ConditionalPut;
 use reqwest::redirect::Policy;
 
@@ -47,7 +48,7 @@ async fn stored_objects_are_never_replaced() {
 
     // An S3-like without conditional puts (AWS_CONDITIONAL_PUT=disabled): the
     // look-then-write fallback keeps the same promise.
-    if let Some(bucket) = data.settings.s3_bucket.as_deref() {
+    if let Storage::S3(S3Config { bucket, .. }) = &data.settings.storage {
         let fallback =
             BlobStore::from_store(services().s3_store(bucket, S3ConditionalPut::Disabled));
         fallback.put_avatar(id, variants(&second)).await.unwrap();

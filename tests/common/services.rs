@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use gewe_server::config::{Settings, StorageKind};
+use gewe_server::config::{Settings, Storage};
+use gewe_server::storage::S3Config;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use sqlx::{Connection, Executor};
@@ -62,12 +63,13 @@ pub async fn configure(settings: &mut Settings, data_dir: &Path) {
         return;
     };
     let services = services();
-    settings.database_url = Some(shared.database_url);
-    settings.storage = StorageKind::S3;
-    settings.s3_bucket = Some(shared.bucket);
-    settings.s3_region = Some("us-east-1".to_owned());
-    settings.s3_endpoint = Some(Url::parse(&services.s3_endpoint).unwrap());
-    settings.s3_path_style = true;
+    settings.database_url = Some(shared.database_url.into());
+    settings.storage = Storage::S3(S3Config {
+        bucket: shared.bucket,
+        region: Some("us-east-1".to_owned()),
+        endpoint: Some(Url::parse(&services.s3_endpoint).unwrap()),
+        path_style: true,
+    });
 }
 
 async fn shared_data(data_dir: &Path) -> Option<SharedData> {
