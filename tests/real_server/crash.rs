@@ -110,10 +110,75 @@ fn colours(i: usize) -> ([u8; 3], [u8; 3]) {
     )
 }
 
+/// What the test sends: pictures on a loopback host, accounts, and the plan of
+/// which account gets which picture.
+struct Scenario {
+    pictures: Vec<Picture>,
+    accounts: Vec<String>,
+    /// Each account's avatar before any update.
+    initial: HashMap<String, String>,
+    /// (appId, picture index), in sending order.
+    plan: Vec<(String, usize)>,
+    token: String,
+}
+
+impl Scenario {
+    fn by_url(&self) -> HashMap<&str, &Picture> {
+        self.pictures.iter().map(|p| (p.url.as_str(), p)).collect()
+    }
+
+    fn by_id(&self) -> HashMap<&str, &Picture> {
+        self.pictures.iter().map(|p| (p.id.as_str(), p)).collect()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_written() {
     let dir = tempfile::tempdir().unwrap();
     let host = ImageHost::start().await;
+    let server = Server::start(dir.path(), SERVER_ENV).await;
+    let scenario = prepare(&host, &server, dir.path()).await;
+    let outcomes = send_and_kill_mid_stream(server, &scenario).await;
+    let done = outcomes.iter().filter(|o| **o == Outcome::Done).count();
+    let lost = outcomes.iter().filter(|o| **o == Outcome::Lost).count();
+
+    // Restart on the same data.
+    let server = Server::start(dir.path(), SERVER_ENV).await;
+    let db = Db::open(dir.path()).await;
+    database_is_intact(&db).await;
+    let survived_in_flight = answered_updates_survived(&server, &db, &scenario, &outcomes).await;
+    let (checked, orphans) = no_half_written_blob_is_served(&server, &db, dir.path()).await;
+    let stray_files = staging_files(dir.path());
+
+    println!(
+        "crash ({} + {}): {} updates sent, {done} answered ret 200 before SIGKILL, {lost} in flight \
+         ({survived_in_flight} of those committed anyway); all {done} answered updates survived; \
+         {checked} variants served whole, {orphans} unreferenced avatars, \
+         {stray_files} stray staging files",
+        db.engine(),
+        if shared_data_of(dir.path()).is_some() {
+            "S3"
+        } else {
+            "blob folder"
+        },
+        scenario.plan.len()
+    );
+
+    // The restarted server takes updates again.
+    let after = server
+        .update_head_img(
+            &scenario.token,
+            &scenario.accounts[0],
+            &scenario.pictures[49].url,
+        )
+        .await;
+    assert!(after["ret"] == 200, "{after}");
+    server.kill();
+}
+
+/// Pictures served from `host` (with the ids the server will give them), a token,
+/// accounts with their first avatars, and the plan.
+async fn prepare(host: &ImageHost, server: &Server, data_dir: &Path) -> Scenario {
     let pictures: Vec<Picture> = (0..PICTURES)
         .map(|i| {
             let (top, bottom) = colours(i);
@@ -130,12 +195,8 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
             Picture { url, id, top }
         })
         .collect();
-    let by_id: HashMap<&str, &Picture> = pictures.iter().map(|p| (p.id.as_str(), p)).collect();
-    let by_url: HashMap<&str, &Picture> = pictures.iter().map(|p| (p.url.as_str(), p)).collect();
-
-    let server = Server::start(dir.path(), SERVER_ENV).await;
     let token = server.new_token().await;
-    let accounts = create_accounts(dir.path(), &token, ACCOUNTS).await;
+    let accounts = create_accounts(data_dir, &token, ACCOUNTS).await;
     let initial: HashMap<String, String> = {
         let mut initial = HashMap::new();
         for app_id in &accounts {
@@ -158,18 +219,32 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
                 .map(move |(a, app_id)| (app_id.clone(), (a * 7 + k * 5) % PICTURES))
         })
         .collect();
+    Scenario {
+        pictures,
+        accounts,
+        initial,
+        plan,
+        token,
+    }
+}
+
+/// Sends every update of the plan at once and SIGKILLs the server the moment the
+/// `KILL_AFTER`-th answer arrives, while the requests around it are still being
+/// written. Returns each update's outcome, in plan order.
+async fn send_and_kill_mid_stream(server: Server, scenario: &Scenario) -> Vec<Outcome> {
     // Each answer (or failure) is reported here the moment it arrives.
     let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let tasks: Vec<_> = plan
+    let tasks: Vec<_> = scenario
+        .plan
         .iter()
         .map(|(app_id, picture)| {
             let (client, base, token, answered) = (
                 server.client.clone(),
                 server.base.clone(),
-                token.clone(),
+                scenario.token.clone(),
                 answered.clone(),
             );
-            let body = json!({"appId": app_id, "headImgUrl": pictures[*picture].url});
+            let body = json!({"appId": app_id, "headImgUrl": scenario.pictures[*picture].url});
             tokio::spawn(async move {
                 let response = client
                     .post(format!("{base}/gewe/v2/api/personal/updateHeadImg"))
@@ -223,13 +298,12 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
         lost > 0,
         "the kill came after the last answer; nothing was in flight"
     );
+    outcomes
+}
 
-    // Restart on the same data.
-    let server = Server::start(dir.path(), SERVER_ENV).await;
-
-    // 1. The database is intact: the engine's own checks, then the invariants
-    //    the schema promises, in plain SQL on either engine.
-    let db = Db::open(dir.path()).await;
+/// The engine's own checks, then the invariants the schema promises, in plain SQL
+/// on either engine.
+async fn database_is_intact(db: &Db) {
     db.check_engine().await;
     assert_eq!(
         db.count(MISSING_AVATARS).await,
@@ -242,12 +316,22 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
         0,
         "accounts not showing their last history row"
     );
+}
 
-    // 2. Every answered update is visible; history and pointers agree.
+/// Every answered update is visible after the restart; history and pointers
+/// agree; the avatar each account shows answers as that picture. Returns how many
+/// updates that got no answer were committed anyway.
+async fn answered_updates_survived(
+    server: &Server,
+    db: &Db,
+    scenario: &Scenario,
+    outcomes: &[Outcome],
+) -> usize {
+    let (by_url, by_id) = (scenario.by_url(), scenario.by_id());
     let mut survived_in_flight = 0;
-    for app_id in &accounts {
+    for app_id in &scenario.accounts {
         let history = db.history(app_id).await;
-        assert_eq!(history[0], (initial[app_id].clone(), None));
+        assert_eq!(history[0], (scenario.initial[app_id].clone(), None));
         for (id, url) in &history[1..] {
             let url = url.as_deref().unwrap();
             assert_eq!(
@@ -260,11 +344,11 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
             .map(|(_, url)| url.as_deref().unwrap())
             .collect();
         let mut expected_possible: HashSet<String> = HashSet::new();
-        for ((target, picture), outcome) in plan.iter().zip(&outcomes) {
+        for ((target, picture), outcome) in scenario.plan.iter().zip(outcomes) {
             if target != app_id {
                 continue;
             }
-            let url = pictures[*picture].url.as_str();
+            let url = scenario.pictures[*picture].url.as_str();
             match outcome {
                 Outcome::Done => assert!(
                     committed.contains(url),
@@ -273,10 +357,10 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
                 Outcome::Lost if committed.contains(url) => survived_in_flight += 1,
                 _ => {}
             }
-            expected_possible.insert(pictures[*picture].id.clone());
+            expected_possible.insert(scenario.pictures[*picture].id.clone());
         }
 
-        let profile = server.profile(&token, app_id).await;
+        let profile = server.profile(&scenario.token, app_id).await;
         let big = avatar_id(profile["bigHeadImgUrl"].as_str().unwrap());
         let small = avatar_id(profile["smallHeadImgUrl"].as_str().unwrap());
         assert_eq!(big, small, "{app_id}: big and small name one avatar");
@@ -286,18 +370,22 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
             "{app_id}: the account shows its last committed change"
         );
         assert!(
-            big == initial[app_id] || expected_possible.contains(&big),
+            big == scenario.initial[app_id] || expected_possible.contains(&big),
             "{app_id}: shows a picture nobody sent it"
         );
 
-        // 3. Every URL the profile points to answers, decodes, and is that picture.
+        // Every URL the profile points to answers, decodes, and is that picture.
         for size in AvatarSize::ALL {
             let url = format!("{}/mmhead/{big}/{}", server.base, size.label());
             let (status, bytes) = server.get(&url).await;
             assert_eq!(status, 200, "{url}");
             let picture = decode(&bytes);
             let side = picture.width();
-            let source_side = if big == initial[app_id] { 640 } else { 180 };
+            let source_side = if big == scenario.initial[app_id] {
+                640
+            } else {
+                180
+            };
             assert_eq!(side, size.nominal_px().min(source_side), "{url}");
             if let Some(p) = by_id.get(big.as_str()) {
                 let pixel = picture.get_pixel(side / 2, side / 4);
@@ -305,12 +393,20 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
             }
         }
     }
+    survived_in_flight
+}
 
-    // 4. No half-written blob is served: every stored object is a variant of an
-    //    avatar (`avatars/<id>/<size>.jpg`), every variant of a referenced avatar
-    //    is stored, and every stored variant is served as a whole JPEG of its size.
+/// No half-written blob is served: every stored object is a variant of an avatar
+/// (`avatars/<id>/<size>.jpg`), every variant of a referenced avatar is stored,
+/// and every stored variant is served as a whole JPEG of its size. Returns the
+/// variants checked and the unreferenced avatars.
+async fn no_half_written_blob_is_served(
+    server: &Server,
+    db: &Db,
+    data_dir: &Path,
+) -> (usize, usize) {
     let referenced = db.avatar_ids().await;
-    let listed: Vec<String> = blob_store(dir.path())
+    let listed: Vec<String> = blob_store(data_dir)
         .list(None)
         .map_ok(|meta| meta.location.to_string())
         .try_collect()
@@ -331,7 +427,6 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
             .or_default()
             .insert(size.label());
     }
-    let stray_files = staging_files(dir.path());
     let orphans = stored.keys().filter(|id| !referenced.contains(*id)).count();
     let mut checked = 0;
     let ids: BTreeSet<&String> = stored.keys().chain(&referenced).collect();
@@ -369,25 +464,5 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
             }
         }
     }
-
-    println!(
-        "crash ({} + {}): {} updates sent, {done} answered ret 200 before SIGKILL, {lost} in flight \
-         ({survived_in_flight} of those committed anyway); all {done} answered updates survived; \
-         {checked} variants served whole, {orphans} unreferenced avatars, \
-         {stray_files} stray staging files",
-        db.engine(),
-        if shared_data_of(dir.path()).is_some() {
-            "S3"
-        } else {
-            "blob folder"
-        },
-        plan.len()
-    );
-
-    // The restarted server takes updates again.
-    let after = server
-        .update_head_img(&token, &accounts[0], &pictures[49].url)
-        .await;
-    assert!(after["ret"] == 200, "{after}");
-    server.kill();
+    (checked, orphans)
 }
