@@ -56,8 +56,29 @@ pub struct Settings {
     /// Per-account avatar change limit, `"<changes>/<seconds>"` such as `"5/3600"`;
     /// unset (the default) means no limit.
     pub avatar_change_limit: Option<ChangeLimit>,
+    /// How long a client may take to send a request's headers; an idle
+    /// keep-alive connection is closed after the same time without a new request.
+    pub header_timeout_ms: u64,
+    /// How long a client may take to send a request's body.
+    pub body_timeout_ms: u64,
+    /// Connections served at once; more are closed as soon as they are accepted.
+    /// 0: as many as the open-files limit allows, less a reserve.
+    pub max_connections: usize,
+    /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
+    pub shutdown_grace_ms: u64,
     /// `text` or `json`.
     pub log_format: LogFormat,
+}
+
+/// How the listener treats connections (see the `*_timeout_ms`,
+/// `max_connections` and `shutdown_grace_ms` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    /// `None`: derived from the open-files limit at start.
+    pub max_connections: Option<usize>,
+    pub shutdown_grace: Duration,
 }
 
 /// Where avatar blobs live: one of two complete choices, never a mix.
@@ -286,6 +307,12 @@ impl Default for Settings {
             decode_queue_timeout_ms: avatar.queue_timeout.as_millis() as u64,
             process_timeout_ms: avatar.process_timeout.as_millis() as u64,
             avatar_change_limit: avatar.change_limit,
+            // nginx frees a silent client after 60 s (client_header_timeout) and
+            // keeps idle connections 75 s; a bot's requests are small, so tighter.
+            header_timeout_ms: 20_000,
+            body_timeout_ms: 20_000,
+            max_connections: 0,
+            shutdown_grace_ms: 30_000,
             log_format: LogFormat::Text,
         }
     }
@@ -322,6 +349,15 @@ impl Settings {
         let storage_keys: StorageKeys = figment.extract().map_err(Box::new)?;
         Storage::try_from(storage_keys).map_err(|e| Box::new(e.into()))?;
         figment.extract().map_err(Box::new)
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
+            body_timeout: Duration::from_millis(self.body_timeout_ms.max(1)),
+            max_connections: (self.max_connections > 0).then_some(self.max_connections),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+        }
     }
 
     pub fn database_url(&self) -> DatabaseUrl {

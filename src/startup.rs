@@ -1,5 +1,7 @@
 //! Builds the application from settings: database, blob store, fetcher, router.
 
+mod listener;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use url::Url;
 
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::Tokens;
-use crate::config::{Settings, Storage};
+use crate::config::{ConnectionLimits, Settings, Storage};
 use crate::domain::{Accounts, AvatarUpdater, Clock, Repository};
 use crate::fetch::Fetcher;
 use crate::repo::{PgRepo, SqliteRepo};
@@ -88,6 +90,7 @@ pub async fn open_services(
         ),
         avatar_urls: AvatarUrls::new(public_url),
         token_issuing: settings.token_issuing,
+        body_timeout: settings.connection_limits().body_timeout,
         repo,
         storage,
     })
@@ -97,6 +100,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     public_url: Url,
+    limits: ConnectionLimits,
     state: AppState,
 }
 
@@ -118,6 +122,7 @@ impl Application {
             listener,
             local_addr,
             public_url,
+            limits: settings.connection_limits(),
             state: AppState::new(services),
         })
     }
@@ -143,10 +148,22 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr, public_url = %self.public_url, "gewe-server listening");
-        axum::serve(self.listener, api::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
+        let open_files = listener::raise_open_files_limit();
+        let max_connections = listener::connection_cap(&self.limits, open_files);
+        tracing::info!(
+            addr = %self.local_addr,
+            public_url = %self.public_url,
+            max_connections,
+            "gewe-server listening"
+        );
+        listener::serve(
+            self.listener,
+            api::router(self.state),
+            self.limits,
+            max_connections,
+            shutdown,
+        )
+        .await
     }
 }
 
@@ -171,5 +188,4 @@ async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
-    tracing::info!("shutdown requested; finishing in-flight requests");
 }

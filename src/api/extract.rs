@@ -35,16 +35,26 @@ impl FromRequestParts<AppState> for Caller {
 /// counts as `{}`, and unknown fields are ignored (clients send `proxyIp`).
 pub struct GeweJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for GeweJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for GeweJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap_or_default().to_ascii_lowercase());
-        let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+        // A client trickling its body must not hold the request (and a
+        // connection) for ever.
+        let read = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES);
+        let body = tokio::time::timeout(state.body_timeout, read)
             .await
+            .map_err(|_| {
+                ApiError::with_detail(
+                    "读取请求体超时",
+                    "body-timeout",
+                    format!("请求体须在{}秒内发送完毕", state.body_timeout.as_secs_f32()),
+                )
+            })?
             .map_err(|e| {
                 let too_large = std::error::Error::source(&e)
                     .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());

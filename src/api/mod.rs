@@ -40,6 +40,8 @@ pub struct Services {
     pub avatars: AvatarUpdater,
     pub avatar_urls: AvatarUrls,
     pub token_issuing: bool,
+    /// How long a client may take to send a request body.
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {

@@ -15,5 +15,6 @@ use common::{helpers, image_host, pictures, services};
 
 mod support;
 
+mod connections;
 mod crash;
 mod hostile;

@@ -2,6 +2,7 @@
 //! port (read back from its JSON log), killed with SIGKILL on drop.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -22,6 +23,16 @@ impl Server {
     /// Starts `gewe serve` on `data_dir` (and, for pg-s3, on the database and
     /// bucket of `data_dir`); fetches may reach loopback only.
     pub async fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_with_open_files(data_dir, env, None).await
+    }
+
+    /// Like `start`, with the process's hard (and soft) open-files limit set to
+    /// `open_files`: the server can raise its soft limit only that far.
+    pub async fn start_with_open_files(
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        open_files: Option<u64>,
+    ) -> Server {
         let backend_env = backend_env(data_dir).await;
         let mut command = Command::new(env!("CARGO_BIN_EXE_gewe"));
         command
@@ -38,6 +49,22 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(limit) = open_files {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let mut child = command.spawn().expect("gewe serve starts");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -82,6 +109,30 @@ impl Server {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmHWM in /proc/<pid>/status")
+    }
+
+    /// Asks the server to stop, as a service manager would (SIGTERM).
+    pub fn terminate(&self) {
+        let pid = libc::pid_t::try_from(self.pid()).unwrap();
+        // SAFETY: sending a signal to our own child.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    }
+
+    /// Waits up to `limit` for the process to exit; whether it did.
+    pub fn exited_within(&mut self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     /// SIGKILL, no goodbye.
