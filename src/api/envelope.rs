@@ -168,7 +168,12 @@ impl ApiError {
 
 fn avatar_error_detail(err: &AvatarError) -> (&'static str, String) {
     match err {
-        AvatarError::Fetch(e) => (e.code(), e.message()),
+        AvatarError::Fetch(e) => {
+            // The caller gets one text for refused and unresolvable addresses;
+            // the log keeps which, and where the name pointed.
+            tracing::warn!(error = %e, code = e.code(), "picture fetch failed");
+            (e.code(), e.message())
+        }
         AvatarError::Image(e) => (e.code(), e.message()),
         AvatarError::Busy(_) => ("busy", "系统繁忙，图片处理排队超时，请稍后再试".to_owned()),
         AvatarError::Timeout(t) => (

@@ -121,8 +121,9 @@ impl FetchError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadUrl(_) => "fetch-bad-url",
-            Self::AddressNotAllowed { .. } => "fetch-address-not-allowed",
-            Self::Dns { .. } => "fetch-dns",
+            // One code and one text for both: telling them apart would tell a
+            // caller which internal names exist. The log has the details.
+            Self::AddressNotAllowed { .. } | Self::Dns { .. } => "fetch-address-not-allowed",
             Self::Connect { .. } => "fetch-connect",
             Self::ConnectTimeout | Self::Timeout => "fetch-timeout",
             Self::TooLarge { .. } => "fetch-too-large",
@@ -137,14 +138,9 @@ impl FetchError {
     pub fn message(&self) -> String {
         match self {
             Self::BadUrl(reason) => format!("图片地址不合法: {}", reason.chinese()),
-            Self::AddressNotAllowed { host, ip } => {
-                if *host == ip.to_string() {
-                    format!("地址不允许: 目标为内网或保留地址({ip})")
-                } else {
-                    format!("地址不允许: {host}指向内网或保留地址({ip})")
-                }
+            Self::AddressNotAllowed { host, .. } | Self::Dns { host, .. } => {
+                format!("地址不允许: {host} 无法解析，或是内网、保留地址")
             }
-            Self::Dns { host, .. } => format!("无法解析域名: {host}"),
             Self::Connect { .. } => "无法连接图片服务器".to_owned(),
             Self::ConnectTimeout => "连接图片服务器超时".to_owned(),
             Self::Timeout => "下载超时".to_owned(),

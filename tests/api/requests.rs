@@ -506,7 +506,10 @@ async fn unicode_urls_fail_for_real_reasons_and_change_nothing() {
     let before = w.snapshot().await;
     let port = w.host.base.rsplit(':').next().unwrap();
     let cases = [
-        ("http://例子.测试/头像.jpg".to_owned(), "fetch-dns"),
+        (
+            "http://例子.测试/头像.jpg".to_owned(),
+            "fetch-address-not-allowed",
+        ),
         (
             format!("http://127.0.0.1:{port}/files/头像.jpg"),
             "fetch-http-status",

@@ -150,6 +150,21 @@ async fn probe(f: &Fixture, url: &str, refusal: Refusal) {
     assert_eq!(envelope["data"]["code"], code, "{url}: {envelope}");
     let detail = envelope["data"]["msg"].as_str().unwrap_or_default();
     assert!(detail.contains(needle), "{url}: {envelope}");
+    // Where a name pointed stays in the server's log: the only addresses the
+    // answer may name are those the caller wrote (in the URL parser's spelling).
+    let written: Vec<IpAddr> = url
+        .match_indices("http")
+        .filter_map(|(at, _)| url::Url::parse(&url[at..]).ok())
+        .filter_map(|u| u.host_str()?.trim_matches(['[', ']']).parse().ok())
+        .collect();
+    for word in detail.split(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':')) {
+        if let Ok(named) = word.parse::<IpAddr>() {
+            assert!(
+                written.contains(&named),
+                "{url}: the answer names {word}: {envelope}"
+            );
+        }
+    }
     assert_eq!(
         f.app.profile(&f.token, &f.app_id).await,
         before,

@@ -38,7 +38,7 @@ pub struct UpdateHeadImgRequest {
          examples(
             ("成功" = (value = json!({"ret": 200, "msg": "操作成功"}))),
             ("地址不允许" = (value = json!({"ret": 500, "msg": "修改头像失败",
-                "data": {"code": "fetch-address-not-allowed", "msg": "地址不允许: 127.0.0.1 是内网或保留地址"}}))),
+                "data": {"code": "fetch-address-not-allowed", "msg": "地址不允许: 127.0.0.1 无法解析，或是内网、保留地址"}}))),
             ("不支持的格式" = (value = json!({"ret": 500, "msg": "修改头像失败",
                 "data": {"code": "image-unsupported-format", "msg": "不支持的图片格式(仅支持JPEG/PNG/WebP/GIF)，检测到: HTML"}}))),
             ("缺少地址" = (value = json!({"ret": 500, "msg": "headImgUrl不可为空"}))),
