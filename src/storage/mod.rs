@@ -117,6 +117,13 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Answers when the store does: a HEAD of a key that need not exist.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.exists(&ObjectPath::from("readiness-probe"))
+            .await
+            .map(drop)
+    }
+
     /// The bytes of one variant, or `None` when no such object exists.
     pub async fn get_variant(
         &self,

@@ -188,3 +188,24 @@ async fn another_tenants_device_looks_exactly_like_a_missing_one() {
         );
     }
 }
+
+/// Readiness names the dependency that does not answer: here a blob folder that
+/// became a file under the running server (the folder backend only).
+#[tokio::test]
+async fn readiness_names_the_blob_store_when_it_does_not_answer() {
+    if crate::services::backend() != crate::services::Backend::Local {
+        return;
+    }
+    let app = crate::helpers::spawn_app().await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let blobs = app.data_dir.join("blobs");
+    std::fs::remove_dir_all(&blobs).unwrap();
+    std::fs::write(&blobs, b"not a folder").unwrap();
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let report = response.text().await.unwrap();
+    assert!(report.starts_with("blob store: "), "{report}");
+    assert!(!report.contains("database"), "{report}");
+}
