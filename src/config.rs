@@ -53,6 +53,9 @@ pub struct Settings {
     pub decode_slots: usize,
     pub decode_queue_timeout_ms: u64,
     pub process_timeout_ms: u64,
+    /// Memory that picture downloads in progress may hold together; divided by
+    /// `fetch_max_bytes`, it is how many run at once (at least one).
+    pub download_budget_bytes: u64,
     /// Per-account avatar change limit, `"<changes>/<seconds>"` such as `"5/3600"`;
     /// unset (the default) means no limit.
     pub avatar_change_limit: Option<ChangeLimit>,
@@ -306,6 +309,7 @@ impl Default for Settings {
             decode_slots: 0,
             decode_queue_timeout_ms: avatar.queue_timeout.as_millis() as u64,
             process_timeout_ms: avatar.process_timeout.as_millis() as u64,
+            download_budget_bytes: 64 * 1024 * 1024,
             avatar_change_limit: avatar.change_limit,
             // nginx frees a silent client after 60 s (client_header_timeout) and
             // keeps idle connections 75 s; a bot's requests are small, so tighter.
@@ -409,6 +413,11 @@ impl Settings {
             queue_timeout: Duration::from_millis(self.decode_queue_timeout_ms),
             process_timeout: Duration::from_millis(self.process_timeout_ms),
             change_limit: self.avatar_change_limit,
+            download_permits: usize::try_from(
+                self.download_budget_bytes / self.fetch_max_bytes.max(1),
+            )
+            .unwrap_or(usize::MAX)
+            .max(1),
         }
     }
 }

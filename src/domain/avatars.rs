@@ -1,4 +1,5 @@
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -84,6 +85,10 @@ pub struct AvatarUpdaterConfig {
     pub process_timeout: Duration,
     /// Per-account limit on avatar changes; `None` (the default) means no limit.
     pub change_limit: Option<ChangeLimit>,
+    /// Downloads in progress at once. A download may hold up to the fetch size
+    /// limit in memory until its picture is decoded, so this × that limit bounds
+    /// the memory downloads can take.
+    pub download_permits: usize,
 }
 
 impl Default for AvatarUpdaterConfig {
@@ -94,6 +99,7 @@ impl Default for AvatarUpdaterConfig {
             queue_timeout: Duration::from_secs(10),
             process_timeout: Duration::from_secs(20),
             change_limit: None,
+            download_permits: 6,
         }
     }
 }
@@ -105,6 +111,10 @@ pub struct AvatarUpdater {
     repo: Arc<dyn Repository>,
     storage: BlobStore,
     slots: Arc<Semaphore>,
+    downloads: Arc<Semaphore>,
+    /// One update in flight per account: a bot retrying a failing URL in a loop
+    /// costs one download at a time.
+    turns: Arc<Mutex<HashMap<AppId, Weak<tokio::sync::Mutex<()>>>>>,
     config: AvatarUpdaterConfig,
     clock: Clock,
 }
@@ -122,6 +132,8 @@ impl AvatarUpdater {
             repo,
             storage,
             slots: Arc::new(Semaphore::new(config.decode_slots.max(1))),
+            downloads: Arc::new(Semaphore::new(config.download_permits.max(1))),
+            turns: Arc::default(),
             config,
             clock,
         }
@@ -139,10 +151,14 @@ impl AvatarUpdater {
         if self.repo.find_account(owner, app_id).await?.is_none() {
             return Err(DomainError::DeviceNotFound(app_id.clone()));
         }
+        let _turn = self.account_turn(app_id).await?;
         // Risk control before any fetch: a refused change costs no download.
         self.check_change_limit(app_id).await?;
         let deadline = self.config.process_timeout;
         let rendered = tokio::time::timeout(deadline, async {
+            // The permit lives until the picture is decoded: that is how long the
+            // downloaded bytes stay in memory.
+            let _download = self.wait_for(&self.downloads).await?;
             let bytes = self.fetcher.fetch(url.as_url()).await?;
             self.render(bytes).await
         })
@@ -162,6 +178,40 @@ impl AvatarUpdater {
             )
             .await?
             .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
+    }
+
+    /// Waits (up to the queue timeout) until no other update of `app_id` runs here.
+    async fn account_turn(
+        &self,
+        app_id: &AppId,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>, AvatarError> {
+        let lock = {
+            let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            turns.retain(|_, lock| lock.strong_count() > 0);
+            match turns.get(app_id).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    turns.insert(app_id.clone(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        let wait = self.config.queue_timeout;
+        tokio::time::timeout(wait, lock.lock_owned())
+            .await
+            .map_err(|_| AvatarError::Busy(wait))
+    }
+
+    async fn wait_for(
+        &self,
+        permits: &Arc<Semaphore>,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, AvatarError> {
+        let wait = self.config.queue_timeout;
+        tokio::time::timeout(wait, permits.clone().acquire_owned())
+            .await
+            .map_err(|_| AvatarError::Busy(wait))?
+            .map_err(|_| AvatarError::Worker("permits closed".into()))
     }
 
     /// Counts committed changes in the database, so several server instances
@@ -195,11 +245,7 @@ impl AvatarUpdater {
     /// Decodes and renders on a blocking thread, holding one of the bounded decode
     /// slots for as long as the CPU work runs (even if the caller gives up).
     pub async fn render(&self, bytes: Bytes) -> Result<RenderedAvatar, AvatarError> {
-        let wait = self.config.queue_timeout;
-        let permit = tokio::time::timeout(wait, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| AvatarError::Busy(wait))?
-            .map_err(|_| AvatarError::Worker("decode slots closed".into()))?;
+        let permit = self.wait_for(&self.slots).await?;
         let limits = self.config.limits;
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {

@@ -240,3 +240,82 @@ async fn the_change_limit_window_slides() {
     hand.advance(Duration::from_millis(1100));
     assert_eq!(app.update_head_img(&token, &app_id, &b).await["ret"], 200);
 }
+
+/// Downloads are bounded in number: with a budget of three times the size
+/// limit, no more than three pictures are ever being downloaded at once, however
+/// many updates arrive; the rest wait their turn and still succeed.
+#[tokio::test]
+async fn downloads_in_flight_stay_within_the_memory_budget() {
+    let app = spawn_app_with(Setup {
+        tweak: |s| {
+            s.fetch_max_bytes = 1024 * 1024;
+            s.download_budget_bytes = 3 * 1024 * 1024;
+        },
+        ..Setup::default()
+    })
+    .await;
+    let host = ImageHost::start().await;
+    host.serve("p.jpg", "image/jpeg", jpeg(64, 64, [0, 90, 200]));
+    let url = format!("{}/delayed/p.jpg", host.base);
+    let token = app.new_token().await;
+    let mut accounts = Vec::new();
+    for _ in 0..9 {
+        accounts.push(app.new_account(&token).await);
+    }
+    let answers = join_all(
+        accounts
+            .iter()
+            .map(|app_id| app.update_head_img(&token, app_id, &url)),
+    )
+    .await;
+    for answer in &answers {
+        assert_eq!(answer["ret"], 200, "{answer}");
+    }
+    assert_eq!(host.delayed_peak(), 3, "downloads at once");
+}
+
+/// One update per account at a time: a bot firing the same update in a loop
+/// costs one download at a time, and the change limit cannot be raced past.
+#[tokio::test]
+async fn one_update_per_account_runs_at_a_time_and_the_limit_holds() {
+    let app = spawn_app_with(Setup {
+        tweak: |s| s.avatar_change_limit = Some("5/3600".parse().unwrap()),
+        ..Setup::default()
+    })
+    .await;
+    let host = ImageHost::start().await;
+    let token = app.new_token().await;
+    let app_id = app.new_account(&token).await;
+    let urls: Vec<String> = (0..20u8)
+        .map(|i| {
+            host.serve(
+                &format!("{i}.jpg"),
+                "image/jpeg",
+                jpeg(64, 64, [i * 12, 0, 255 - i * 12]),
+            );
+            format!("{}/delayed/{i}.jpg", host.base)
+        })
+        .collect();
+    let answers = join_all(
+        urls[..4]
+            .iter()
+            .map(|url| app.update_head_img(&token, &app_id, url)),
+    )
+    .await;
+    assert!(answers.iter().all(|a| a["ret"] == 200), "{answers:?}");
+    assert_eq!(host.delayed_peak(), 1, "downloads for one account at once");
+
+    // 16 more at once against a limit of 5 changes: exactly one more succeeds.
+    let answers = join_all(
+        urls[4..]
+            .iter()
+            .map(|url| app.update_head_img(&token, &app_id, url)),
+    )
+    .await;
+    let succeeded = answers.iter().filter(|a| a["ret"] == 200).count();
+    assert_eq!(succeeded, 1, "{answers:?}");
+    for refused in answers.iter().filter(|a| a["ret"] != 200) {
+        assert_eq!(refused["data"]["code"], "rate-limited", "{refused}");
+    }
+    assert_eq!(app.history_len(&app_id).await, 6);
+}

@@ -19,6 +19,9 @@ use bytes::Bytes;
 struct HostState {
     files: Arc<Mutex<HashMap<String, (String, Bytes)>>>,
     hits: Arc<AtomicUsize>,
+    /// `/delayed/` requests being answered now, and the most there ever were.
+    delayed_now: Arc<AtomicUsize>,
+    delayed_peak: Arc<AtomicUsize>,
 }
 
 pub struct ImageHost {
@@ -59,6 +62,11 @@ impl ImageHost {
     pub fn hits(&self) -> usize {
         self.state.hits.load(Ordering::SeqCst)
     }
+
+    /// The most `/delayed/` downloads that were ever in progress at once.
+    pub fn delayed_peak(&self) -> usize {
+        self.state.delayed_peak.load(Ordering::SeqCst)
+    }
 }
 
 async fn file(State(state): State<HostState>, Path(name): Path<String>) -> Response {
@@ -75,7 +83,10 @@ async fn file(State(state): State<HostState>, Path(name): Path<String>) -> Respo
 
 /// Like `/files/x`, a second later.
 async fn delayed(state: State<HostState>, name: Path<String>) -> Response {
+    let now = state.delayed_now.fetch_add(1, Ordering::SeqCst) + 1;
+    state.delayed_peak.fetch_max(now, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(1)).await;
+    state.delayed_now.fetch_sub(1, Ordering::SeqCst);
     file(state, name).await
 }
 
