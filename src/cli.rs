@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 use crate::auth::Tokens;
+use crate::backup;
 use crate::config::{DatabaseUrl, Overrides, Settings};
 use crate::domain::{AccountDraft, Accounts, Clock};
 use crate::imaging::{self, AvatarSize};
@@ -61,6 +62,17 @@ enum Command {
     /// Run the avatar pipeline on local pictures.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Copy the database and every avatar it references into DIR (empty or new),
+    /// consistently, while the server runs (SQLite + blob folder only).
+    Backup {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Restore a backup made by `gewe backup` into an empty data dir.
+    Restore {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +144,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(settings.log_format, if quiet { "warn" } else { "info" });
 
     match cli.command {
+        Command::Backup { dir } => {
+            let copied = backup::backup(&settings, &dir).await?;
+            println!(
+                "backed up the database and {} avatars ({} files) to {}",
+                copied.avatars,
+                copied.files,
+                dir.display()
+            );
+        }
+        Command::Restore { dir } => {
+            let copied = backup::restore(&settings, &dir).await?;
+            println!(
+                "restored the database and {} avatars ({} files) into {}",
+                copied.avatars,
+                copied.files,
+                settings.data_dir.display()
+            );
+        }
         Command::Serve { .. } => {
             Application::build(&settings)
                 .await?

@@ -21,6 +21,7 @@ fn allowed(room: &str) -> Option<&'static [&'static str]> {
         }
         "domain" => &["fetch", "imaging", "storage"],
         "config" => &["domain", "fetch", "imaging", "storage", "telemetry"],
+        "backup" => &["config", "storage"],
         // Above the domain: they reach storage only to serve stored bytes.
         "api" => &["domain", "auth", "storage"],
         "startup" | "cli" | "lib" | "main" => return None,

@@ -8,6 +8,7 @@
 mod common;
 use common::{helpers, image_host, pictures, services};
 
+mod backup;
 mod cli;
 mod concurrency;
 mod envelope;
