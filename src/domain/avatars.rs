@@ -5,9 +5,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
+use sha2::{Digest, Sha256};
+
 use super::{
-    AppId, AvatarChange, AvatarRecord, AvatarSize, Clock, DomainError, HeadImgUrl, Repository,
-    TokenId,
+    AppId, AvatarChange, AvatarRecord, AvatarSize, AvatarSource, Clock, DomainError, HeadImgUrl,
+    Repository, TokenId,
 };
 use crate::fetch::{FetchError, Fetcher};
 use crate::imaging::{self, ImageError, ImageLimits, RenderedAvatar};
@@ -155,27 +157,37 @@ impl AvatarUpdater {
         // Risk control before any fetch: a refused change costs no download.
         self.check_change_limit(app_id).await?;
         let deadline = self.config.process_timeout;
-        let rendered = tokio::time::timeout(deadline, async {
+        let (avatar, source_hash) = tokio::time::timeout(deadline, async {
             // The permit lives until the picture is decoded: that is how long the
             // downloaded bytes stay in memory.
             let _download = self.wait_for(&self.downloads).await?;
-            let bytes = self.fetcher.fetch(url.as_url()).await?;
-            self.render(bytes).await
+            let bytes = self
+                .fetcher
+                .fetch(url.as_url())
+                .await
+                .map_err(AvatarError::from)?;
+            let source_hash = hex::encode(Sha256::digest(&bytes));
+            // The same picture again (a bot re-sending a URL, or the same file
+            // at another address): its avatar exists, nothing to decode.
+            if let Some(avatar) = self.repo.avatar_for_source(&source_hash).await? {
+                return Ok((avatar, source_hash));
+            }
+            let rendered = self.render(bytes).await?;
+            // Blobs are complete before the database points at them, so no URL
+            // ever names a missing object; an interrupted commit leaves only
+            // unreferenced blobs.
+            let avatar = persist_avatar(&self.storage, &rendered).await?;
+            Ok::<_, DomainError>((avatar, source_hash))
         })
         .await
         .map_err(|_| AvatarError::Timeout(deadline))??;
 
-        // Blobs are complete before the database points at them, so no URL ever
-        // names a missing object; an interrupted commit leaves only unreferenced blobs.
-        let avatar = persist_avatar(&self.storage, &rendered).await?;
+        let source = AvatarSource {
+            url: url.as_url().as_str(),
+            hash: &source_hash,
+        };
         self.repo
-            .set_avatar(
-                owner,
-                app_id,
-                &avatar,
-                url.as_url().as_str(),
-                self.clock.unix_now(),
-            )
+            .set_avatar(owner, app_id, &avatar, &source, self.clock.unix_now())
             .await?
             .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
     }

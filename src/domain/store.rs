@@ -59,6 +59,13 @@ pub struct HistoryEntry {
     pub changed_at: i64,
 }
 
+/// Where a new avatar came from: the picture's address and the SHA-256 of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AvatarSource<'a> {
+    pub url: &'a str,
+    pub hash: &'a str,
+}
+
 /// Recent avatar changes of one account, for the per-account change limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecentChanges {
@@ -114,16 +121,23 @@ pub trait AccountStore {
     ) -> Result<Option<AccountRecord>, StoreError>;
     async fn list_accounts(&self, owner: TokenId) -> Result<Vec<AccountRecord>, StoreError>;
 
-    /// Points the account at `avatar` and appends a history row, in one transaction.
-    /// Returns `None` when the account is not `owner`'s.
+    /// Points the account at `avatar`, appends a history row and remembers that
+    /// `source_hash` (SHA-256 of the picture's bytes, hex) renders to it, in one
+    /// transaction. Returns `None` when the account is not `owner`'s.
     async fn set_avatar(
         &self,
         owner: TokenId,
         app_id: &AppId,
         avatar: &AvatarRecord,
-        source_url: &str,
+        source: &AvatarSource<'_>,
         now: i64,
     ) -> Result<Option<AvatarChange>, StoreError>;
+
+    /// The avatar already rendered from a picture with this SHA-256, if any.
+    async fn avatar_for_source(
+        &self,
+        source_hash: &str,
+    ) -> Result<Option<AvatarRecord>, StoreError>;
 
     /// Every avatar the account has had, oldest first (callers check ownership).
     async fn avatar_history(&self, app_id: &AppId) -> Result<Vec<HistoryEntry>, StoreError>;

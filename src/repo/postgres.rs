@@ -7,11 +7,18 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use super::{EmbeddedMigrations, migrator};
 use crate::domain::StoreError;
 
-const MIGRATIONS: &EmbeddedMigrations = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &EmbeddedMigrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        5,
+        "avatar_sources",
+        include_str!("../../migrations/postgres/0005_avatar_sources.sql"),
+    ),
+];
 
 /// Connections one instance keeps at most; instances × this must stay under the
 /// server's `max_connections`.

@@ -141,7 +141,7 @@ macro_rules! impl_store {
                 owner: $crate::domain::TokenId,
                 app_id: &$crate::domain::AppId,
                 avatar: &$crate::domain::AvatarRecord,
-                source_url: &str,
+                source: &$crate::domain::AvatarSource<'_>,
                 now: i64,
             ) -> Result<Option<$crate::domain::AvatarChange>, $crate::domain::StoreError> {
                 use $crate::domain::AvatarChange;
@@ -164,6 +164,17 @@ macro_rules! impl_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let new_id = avatar.id.to_string();
+                if current.is_some() {
+                    sqlx::query(
+                        "INSERT INTO avatar_sources (source_hash, avatar_id, created_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT (source_hash) DO NOTHING",
+                    )
+                    .bind(source.hash)
+                    .bind(&new_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 let change = match current {
                     None => return Ok(None),
                     Some(current) if current == new_id => AvatarChange::Unchanged,
@@ -176,12 +187,32 @@ macro_rules! impl_store {
                         .bind(app_id.as_str())
                         .execute(&mut *tx)
                         .await?;
-                        append_history(&mut tx, app_id, avatar.id, Some(source_url), now).await?;
+                        append_history(&mut tx, app_id, avatar.id, Some(source.url), now).await?;
                         AvatarChange::Changed
                     }
                 };
                 tx.commit().await?;
                 Ok(Some(change))
+            }
+
+            async fn avatar_for_source(
+                &self,
+                source_hash: &str,
+            ) -> Result<Option<$crate::domain::AvatarRecord>, $crate::domain::StoreError> {
+                let row: Option<(String, i64)> = sqlx::query_as(
+                    "SELECT a.id, a.side FROM avatar_sources s \
+                     JOIN avatars a ON a.id = s.avatar_id WHERE s.source_hash = $1",
+                )
+                .bind(source_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((id, side)) = row else {
+                    return Ok(None);
+                };
+                Ok(Some($crate::domain::AvatarRecord {
+                    id: super::avatar_id(&id)?,
+                    side: u32::try_from(side).unwrap_or(0),
+                }))
             }
 
             async fn avatar_history(

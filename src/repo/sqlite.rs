@@ -7,11 +7,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::{EmbeddedMigrations, migrator};
 use crate::domain::StoreError;
 
-const MIGRATIONS: &EmbeddedMigrations = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &EmbeddedMigrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        5,
+        "avatar_sources",
+        include_str!("../../migrations/sqlite/0005_avatar_sources.sql"),
+    ),
+];
 
 /// The embedded default: one SQLite file in WAL mode, shared safely with the CLI
 /// while the server runs (writers wait on each other instead of failing).

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use gewe_server::config::Settings;
 use gewe_server::domain::{
-    AccountRecord, AppId, AvatarChange, AvatarId, AvatarRecord, HistoryEntry, StoreError, TokenId,
-    Wxid,
+    AccountRecord, AppId, AvatarChange, AvatarId, AvatarRecord, AvatarSource, HistoryEntry,
+    StoreError, TokenId, Wxid,
 };
 use gewe_server::startup::open_repo;
 use tokio::sync::Barrier;
@@ -42,6 +42,15 @@ fn account(wxid: &str, avatar: &AvatarRecord) -> AccountRecord {
         reg_country: "CN".to_owned(),
         sns_bg_img: String::new(),
         avatar_id: avatar.id,
+    }
+}
+
+/// A picture address, and (standing in for the SHA-256 of its bytes) a hash
+/// derived from it.
+fn source(url: &'static str) -> AvatarSource<'static> {
+    AvatarSource {
+        url,
+        hash: url.rsplit('/').next().unwrap(),
     }
 }
 
@@ -105,9 +114,15 @@ async fn repository_keeps_tokens_unique_and_accounts_to_their_owner() {
 
     // Someone else's device: nothing moves, nothing is appended.
     assert_eq!(
-        repo.set_avatar(bob, &first.app_id, &avatar(9), "http://x/9.jpg", NOW)
-            .await
-            .unwrap(),
+        repo.set_avatar(
+            bob,
+            &first.app_id,
+            &avatar(9),
+            &source("http://x/9.jpg"),
+            NOW
+        )
+        .await
+        .unwrap(),
         None
     );
     assert_eq!(
@@ -144,7 +159,10 @@ async fn repository_moves_the_pointer_and_appends_history_together() {
 
     let set = |id: u32, url: &'static str| {
         let repo = repo.clone();
-        async move { repo.set_avatar(owner, app_id, &avatar(id), url, NOW).await }
+        async move {
+            repo.set_avatar(owner, app_id, &avatar(id), &source(url), NOW)
+                .await
+        }
     };
     assert_eq!(
         set(2, "http://x/2.jpg").await.unwrap(),
@@ -161,7 +179,7 @@ async fn repository_moves_the_pointer_and_appends_history_together() {
     );
     let unknown = AppId::generate();
     assert_eq!(
-        repo.set_avatar(owner, &unknown, &avatar(3), "http://x/3.jpg", NOW)
+        repo.set_avatar(owner, &unknown, &avatar(3), &source("http://x/3.jpg"), NOW)
             .await
             .unwrap(),
         None
@@ -209,7 +227,13 @@ async fn repository_updates_racing_from_two_instances_change_once() {
         .await
         .unwrap();
     instances[0]
-        .set_avatar(owner, &record.app_id, &avatar(1), "http://x/1.jpg", NOW)
+        .set_avatar(
+            owner,
+            &record.app_id,
+            &avatar(1),
+            &source("http://x/1.jpg"),
+            NOW,
+        )
         .await
         .unwrap();
 
@@ -223,7 +247,7 @@ async fn repository_updates_racing_from_two_instances_change_once() {
             let app_id = record.app_id.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                repo.set_avatar(owner, &app_id, &target, "http://x/again.jpg", NOW)
+                repo.set_avatar(owner, &app_id, &target, &source("http://x/again.jpg"), NOW)
                     .await
                     .unwrap()
                     .unwrap()
@@ -261,4 +285,45 @@ async fn both_engines_have_the_same_tables_and_columns() {
     let sqlite_columns = Db::open(sqlite_dir.path()).await.columns().await;
     assert!(pg_columns.len() > 10, "{pg_columns:?}");
     assert_eq!(sqlite_columns, pg_columns);
+}
+
+/// A picture's hash leads back to the avatar rendered from it, once committed.
+#[tokio::test]
+async fn repository_remembers_which_picture_made_which_avatar() {
+    let data = TestData::new().await;
+    let repo = data.repo().await;
+    let owner = repo.insert_token("hash-sources", None, NOW).await.unwrap();
+    let record = account("wxid_repo_sources", &avatar(1));
+    repo.insert_account(owner, &record, &avatar(1), NOW)
+        .await
+        .unwrap();
+    assert_eq!(repo.avatar_for_source("2.jpg").await.unwrap(), None);
+    let stranger = repo.insert_token("hash-stranger", None, NOW).await.unwrap();
+    repo.set_avatar(
+        stranger,
+        &record.app_id,
+        &avatar(2),
+        &source("http://x/2.jpg"),
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.avatar_for_source("2.jpg").await.unwrap(),
+        None,
+        "a refused change remembers nothing"
+    );
+    repo.set_avatar(
+        owner,
+        &record.app_id,
+        &avatar(2),
+        &source("http://x/2.jpg"),
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.avatar_for_source("2.jpg").await.unwrap(),
+        Some(avatar(2))
+    );
 }

@@ -416,3 +416,45 @@ fn patch_png_size(png: &mut [u8], width: u32, height: u32) {
     let crc = crc32fast::hash(&png[12..29]);
     png[29..33].copy_from_slice(&crc.to_be_bytes());
 }
+
+/// A picture rendered once is never decoded again: sent again (from another
+/// address, for another account, through an instance that would now refuse to
+/// decode it), it gets the avatar it got the first time.
+#[tokio::test]
+async fn the_same_picture_reuses_its_avatar_without_decoding() {
+    let first = spawn_app().await;
+    let host = ImageHost::start().await;
+    let picture = jpeg(64, 64, [10, 120, 230]);
+    let url = host.serve("a.jpg", "image/jpeg", picture.clone());
+    let token = first.new_token().await;
+    let app_id = first.new_account(&token).await;
+    assert_eq!(
+        first.update_head_img(&token, &app_id, &url).await["ret"],
+        200
+    );
+    let avatar_path = |profile: serde_json::Value| {
+        let url = profile["bigHeadImgUrl"].as_str().unwrap().to_owned();
+        url[url.find("/mmhead/").unwrap()..].to_owned()
+    };
+    let rendered = avatar_path(first.profile(&token, &app_id).await);
+    let data_dir = first.data_dir.clone();
+    let (_, temp) = first.stop().await;
+
+    // Same data, but pictures over 16 px a side are refused at decoding.
+    let strict = spawn_app_with(Setup {
+        data_dir: Some(data_dir),
+        tweak: |s| s.image_max_side = 16,
+        ..Setup::default()
+    })
+    .await;
+    let other = strict.new_account(&token).await;
+    let copy = host.serve("copy-of-a.jpg", "image/jpeg", picture);
+    let answer = strict.update_head_img(&token, &other, &copy).await;
+    assert_eq!(answer["ret"], 200, "{answer}");
+    assert_eq!(avatar_path(strict.profile(&token, &other).await), rendered);
+    // A picture it has not seen is decoded, and refused.
+    let new = host.serve("b.jpg", "image/jpeg", jpeg(64, 64, [200, 0, 0]));
+    let refused = strict.update_head_img(&token, &other, &new).await;
+    assert_eq!(refused["data"]["code"], "image-too-large", "{refused}");
+    drop(temp);
+}
