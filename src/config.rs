@@ -27,6 +27,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; defaults to `sqlite://<data_dir>/gewe.db`.
     pub database_url: Option<DatabaseUrl>,
+    /// PostgreSQL connections one instance keeps at most.
+    pub database_max_connections: u32,
     /// Where avatar blobs live, read from the flat keys `storage` and `s3_*`
     /// (`GEWE_STORAGE`, `GEWE_S3_BUCKET`, …); see [`Storage`].
     #[serde(flatten)]
@@ -294,6 +296,7 @@ impl Default for Settings {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2531),
             data_dir: PathBuf::from("./gewe-data"),
             database_url: None,
+            database_max_connections: 10,
             storage: Storage::Local,
             avatar_redirect_base: None,
             public_url: None,

@@ -32,7 +32,7 @@ pub async fn open_repo(settings: &Settings) -> anyhow::Result<Arc<dyn Repository
             .with_context(|| format!("cannot open database {shown}"))?;
         Ok(Arc::new(repo))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let repo = PgRepo::connect(url)
+        let repo = PgRepo::connect(url, settings.database_max_connections)
             .await
             .with_context(|| format!("cannot open database {shown}"))?;
         Ok(Arc::new(repo))

@@ -20,10 +20,6 @@ const MIGRATIONS: &EmbeddedMigrations = &[
     ),
 ];
 
-/// Connections one instance keeps at most; instances × this must stay under the
-/// server's `max_connections`.
-pub const MAX_CONNECTIONS: u32 = 10;
-
 /// PostgreSQL, for any number of instances sharing one database. Every guarantee
 /// lives in the database (transactions, row locks), none in this process.
 #[derive(Clone)]
@@ -34,10 +30,12 @@ pub struct PgRepo {
 impl PgRepo {
     /// Connects to the existing database at `url` and applies migrations. sqlx takes
     /// an advisory lock around them, so instances starting together migrate once.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// `max_connections` per instance; instances × this must stay under the
+    /// server's `max_connections`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("gewe-server");
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Duration::from_secs(60))
             .connect_with(options)

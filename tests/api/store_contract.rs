@@ -327,3 +327,30 @@ async fn repository_remembers_which_picture_made_which_avatar() {
         Some(avatar(2))
     );
 }
+
+/// `GEWE_DATABASE_MAX_CONNECTIONS` bounds what one instance opens, under load.
+#[tokio::test]
+async fn an_instance_opens_at_most_its_connection_limit() {
+    if services::backend() != Backend::PgS3 {
+        return;
+    }
+    let mut data = TestData::new().await;
+    data.settings.database_max_connections = 3;
+    let repo = data.repo().await;
+    let pings = (0..40).map(|_| {
+        let repo = repo.clone();
+        tokio::spawn(async move { repo.ping().await.unwrap() })
+    });
+    join_all(pings).await;
+    let Db::Pg(pool) = Db::open(&data.settings.data_dir).await else {
+        unreachable!("the PostgreSQL pass")
+    };
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'gewe-server'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!((1..=3).contains(&open), "{open} connections");
+}
