@@ -9,8 +9,8 @@ use tokio::net::TcpListener;
 use url::Url;
 
 use crate::api::{self, AppState, AvatarUrls, Services};
-use crate::auth::Tokens;
-use crate::config::{Settings, Storage};
+use crate::auth::{Issuing, Tokens};
+use crate::config::{Settings, Storage, TokenIssuing};
 use crate::domain::{Accounts, AvatarUpdater, Clock, Repository};
 use crate::fetch::Fetcher;
 use crate::repo::{PgRepo, SqliteRepo};
@@ -87,10 +87,22 @@ pub async fn open_services(
             clock,
         ),
         avatar_urls: AvatarUrls::new(public_url),
-        token_issuing: settings.token_issuing,
+        token_issuing: token_issuing(settings),
         repo,
         storage,
     })
+}
+
+/// The issuing mode in force: the setting when given; otherwise the instance
+/// token while listening on loopback only, and a refusal naming the setting beyond.
+pub fn token_issuing(settings: &Settings) -> Issuing {
+    match settings.token_issuing {
+        Some(TokenIssuing::Instance) => Issuing::Instance,
+        Some(TokenIssuing::PerCall) => Issuing::PerCall,
+        Some(TokenIssuing::Off) => Issuing::Off,
+        None if settings.listen.ip().is_loopback() => Issuing::Instance,
+        None => Issuing::NotOnLoopback,
+    }
 }
 
 pub struct Application {
@@ -144,7 +156,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr, public_url = %self.public_url, "gewe-server listening");
-        axum::serve(self.listener, api::router(self.state))
+        tracing::info!(
+            mode = self.state.token_issuing.describe(),
+            "tools/getTokenId issuing mode (GEWE_TOKEN_ISSUING)"
+        );
+        let app = api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
     }

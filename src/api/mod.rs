@@ -21,7 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use envelope::{ApiError, DataOrError, Envelope, ErrorDetail, JSON_UTF8};
 
-use crate::auth::Tokens;
+use crate::auth::{Issuing, Tokens};
 use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Repository};
 use crate::storage::BlobStore;
 
@@ -39,7 +39,7 @@ pub struct Services {
     pub accounts: Accounts,
     pub avatars: AvatarUpdater,
     pub avatar_urls: AvatarUrls,
-    pub token_issuing: bool,
+    pub token_issuing: Issuing,
 }
 
 impl AppState {

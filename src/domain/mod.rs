@@ -23,8 +23,8 @@ pub use clock::{Clock, ManualClock};
 pub use fetchable_url::{BadUrlReason, MAX_URL_LEN, check_url};
 pub use ids::{AppId, FieldError, HeadImgUrl, Wxid};
 pub use store::{
-    AccountRecord, AccountStore, AvatarChange, AvatarRecord, HistoryEntry, RecentChanges,
-    Repository, StoreError, TokenId, TokenStore,
+    AccountRecord, AccountStore, AvatarChange, AvatarRecord, HistoryEntry, InstanceTokenStore,
+    RecentChanges, Repository, SecretStore, StoreError, TokenId, TokenStore,
 };
 
 use crate::storage::StorageError;

@@ -77,7 +77,9 @@ pub enum AvatarChange {
 /// The whole store, as the rest of the server holds it (`Arc<dyn Repository>`).
 /// Each capability has its own part, so each lands in its own room.
 #[async_trait]
-pub trait Repository: TokenStore + AccountStore + Send + Sync + 'static {
+pub trait Repository:
+    TokenStore + AccountStore + SecretStore + InstanceTokenStore + Send + Sync + 'static
+{
     /// Answers when the database does.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -136,4 +138,25 @@ pub trait AccountStore {
         app_id: &AppId,
         since: i64,
     ) -> Result<RecentChanges, StoreError>;
+}
+
+/// Secrets made once per database and shared by every instance using it.
+#[async_trait]
+pub trait SecretStore {
+    /// The server's 32 random bytes, created on first use. Race-safe: instances
+    /// asking at once all get the one secret that was stored first.
+    async fn server_secret(&self) -> Result<[u8; 32], StoreError>;
+}
+
+/// Tokens whose plaintext is derived, not random: stored by hash like any other,
+/// but inserted idempotently.
+#[async_trait]
+pub trait InstanceTokenStore {
+    /// The id of the token with this hash, inserting it if it is not there yet.
+    async fn ensure_token(
+        &self,
+        token_hash: &str,
+        label: Option<&str>,
+        now: i64,
+    ) -> Result<TokenId, StoreError>;
 }
