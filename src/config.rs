@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use crate::domain::{AvatarUpdaterConfig, ChangeLimit};
+use crate::domain::{AvatarUpdaterConfig, ChangeLimit, LoginConfig, ScanMode};
 use crate::fetch::FetchConfig;
 use crate::imaging::ImageLimits;
 use crate::storage::S3Config;
@@ -57,6 +57,14 @@ pub struct Settings {
     /// Per-account avatar change limit, `"<changes>/<seconds>"` such as `"5/3600"`;
     /// unset (the default) means no limit.
     pub avatar_change_limit: Option<ChangeLimit>,
+    /// Seconds a login QR stays valid (`GEWE_LOGIN_QR_TTL_SECS`).
+    pub login_qr_ttl_secs: u32,
+    /// Who scans login QRs: `auto` (the emulated phone, at once) or `manual`
+    /// (`gewe login confirm <uuid>`).
+    pub login_scan: ScanMode,
+    /// A security code every login must give as `captchCode`; unset: none.
+    #[serde(deserialize_with = "optional_code")]
+    pub login_captcha: Option<String>,
     /// `text` or `json`.
     pub log_format: LogFormat,
 }
@@ -331,6 +339,9 @@ impl Default for Settings {
             decode_queue_timeout_ms: avatar.queue_timeout.as_millis() as u64,
             process_timeout_ms: avatar.process_timeout.as_millis() as u64,
             avatar_change_limit: avatar.change_limit,
+            login_qr_ttl_secs: 240,
+            login_scan: ScanMode::Auto,
+            login_captcha: None,
             log_format: LogFormat::Text,
         }
     }
@@ -402,6 +413,19 @@ impl Settings {
         }
     }
 
+    pub fn login_config(&self) -> LoginConfig {
+        LoginConfig {
+            qr_ttl_secs: i64::from(self.login_qr_ttl_secs.max(1)),
+            scan: self.login_scan,
+            captcha: self
+                .login_captcha
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+        }
+    }
+
     pub fn avatar_config(&self) -> AvatarUpdaterConfig {
         let defaults = AvatarUpdaterConfig::default();
         AvatarUpdaterConfig {
@@ -420,6 +444,22 @@ impl Settings {
             change_limit: self.avatar_change_limit,
         }
     }
+}
+
+/// A code written as text or, by the environment's parser, as a number (`1234`).
+fn optional_code<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Code {
+        Text(String),
+        Number(i64),
+    }
+    Ok(
+        Option::<Code>::deserialize(deserializer)?.map(|code| match code {
+            Code::Text(text) => text,
+            Code::Number(n) => n.to_string(),
+        }),
+    )
 }
 
 /// Accepts `["10.0.0.0/8", …]` from TOML and `"10.0.0.0/8,127.0.0.0/8"` from the environment.
@@ -522,6 +562,24 @@ mod tests {
         }
         let message = load_error(&[], Some("token_issuing = true"));
         assert!(message.contains("instance, per-call or off"), "{message}");
+    }
+
+    #[test]
+    fn login_settings_read_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(defaults.login_config().qr_ttl_secs, 240);
+            assert_eq!(defaults.login_config().scan, ScanMode::Auto);
+            assert_eq!(defaults.login_config().captcha, None);
+            jail.set_env("GEWE_LOGIN_QR_TTL_SECS", "60");
+            jail.set_env("GEWE_LOGIN_SCAN", "manual");
+            jail.set_env("GEWE_LOGIN_CAPTCHA", "4321");
+            let set = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(set.login_config().qr_ttl_secs, 60);
+            assert_eq!(set.login_config().scan, ScanMode::Manual);
+            assert_eq!(set.login_config().captcha.as_deref(), Some("4321"));
+            Ok(())
+        });
     }
 
     #[test]

@@ -11,7 +11,7 @@ use url::Url;
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::{Issuing, Tokens};
 use crate::config::{Settings, Storage, TokenIssuing};
-use crate::domain::{Accounts, AvatarUpdater, Clock, Repository};
+use crate::domain::{Accounts, AvatarUpdater, Clock, Logins, Repository};
 use crate::fetch::Fetcher;
 use crate::repo::{PgRepo, SqliteRepo};
 use crate::storage::BlobStore;
@@ -79,6 +79,12 @@ pub async fn open_services(
     Ok(Services {
         tokens: Tokens::new(repo.clone(), clock.clone()),
         accounts: Accounts::new(repo.clone(), storage.clone(), clock.clone()),
+        logins: Logins::new(
+            repo.clone(),
+            storage.clone(),
+            clock.clone(),
+            settings.login_config(),
+        ),
         avatars: AvatarUpdater::new(
             fetcher,
             repo.clone(),

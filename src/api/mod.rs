@@ -22,7 +22,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use envelope::{ApiError, DataOrError, Envelope, ErrorDetail, JSON_UTF8};
 
 use crate::auth::{Issuing, Tokens};
-use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Repository};
+use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Logins, Repository};
 use crate::storage::BlobStore;
 
 /// Cloud GeWe and self-hosted Gewechat put the same routes under different prefixes.
@@ -38,6 +38,7 @@ pub struct Services {
     pub tokens: Tokens,
     pub accounts: Accounts,
     pub avatars: AvatarUpdater,
+    pub logins: Logins,
     pub avatar_urls: AvatarUrls,
     pub token_issuing: Issuing,
 }
@@ -79,6 +80,11 @@ impl AvatarUrls {
 fn gewe_actions() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tools::get_token_id::get_token_id))
+        .routes(routes!(login::get_login_qr_code::get_login_qr_code))
+        .routes(routes!(login::check_login::check_login))
+        .routes(routes!(login::dialog_login::dialog_login))
+        .routes(routes!(login::reconnection::reconnection))
+        .routes(routes!(login::logout::logout))
         .routes(routes!(login::check_online::check_online))
         .routes(routes!(login::device_list::device_list))
         .routes(routes!(personal::get_profile::get_profile))

@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod envelope;
 mod login;
+mod login_flow;
 mod openapi;
 mod overload;
 mod profile;
