@@ -13,6 +13,7 @@ mod concurrency;
 mod envelope;
 mod login;
 mod login_flow;
+mod login_store;
 mod openapi;
 mod overload;
 mod profile;
