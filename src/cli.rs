@@ -11,7 +11,7 @@ use url::Url;
 use crate::auth::Tokens;
 use crate::backup;
 use crate::config::{DatabaseUrl, Overrides, Settings};
-use crate::domain::{AccountDraft, Accounts, Clock};
+use crate::domain::{AccountDraft, Accounts, AppId, Clock, Logins};
 use crate::imaging::{self, AvatarSize};
 use crate::startup::{Application, open_repo, open_storage};
 use crate::telemetry;
@@ -59,6 +59,9 @@ enum Command {
     /// Manage accounts (devices, appIds).
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Act as the phone of a login (the emulated WeChat side).
+    #[command(subcommand)]
+    Login(LoginCommand),
     /// Run the avatar pipeline on local pictures.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -72,6 +75,25 @@ enum Command {
     Restore {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LoginCommand {
+    /// Scan and confirm login QR <UUID> (with GEWE_LOGIN_SCAN=manual it waits for
+    /// this); checkLogin then answers status 1, then 2. Prints the appId.
+    Confirm {
+        uuid: String,
+        /// Log in as this wxid (a device bound to another wxid refuses it).
+        #[arg(long)]
+        wxid: Option<String>,
+        /// The nickname of a new account.
+        #[arg(long)]
+        nickname: Option<String>,
+        /// Require this security code: checkLogin answers 本次登录需要输入安全验证码
+        /// until it is given as captchCode.
+        #[arg(long)]
+        captcha: Option<String>,
     },
 }
 
@@ -115,6 +137,12 @@ enum AccountCommand {
     List {
         #[arg(long)]
         token: String,
+    },
+    /// Drop an online device, as WeChat does to new devices on their first night:
+    /// it goes offline until login/reconnection.
+    Kick {
+        #[arg(value_name = "APPID")]
+        app_id: String,
     },
 }
 
@@ -173,6 +201,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", tokens.issue(label.as_deref()).await?.token);
         }
         Command::Account(command) => account(&settings, command).await?,
+        Command::Login(LoginCommand::Confirm {
+            uuid,
+            wxid,
+            nickname,
+            captcha,
+        }) => {
+            let app_id = logins(&settings)
+                .await?
+                .confirm(&uuid, wxid, nickname, captcha)
+                .await?;
+            println!("{app_id}");
+        }
         Command::Image(ImageCommand::Render { file, out }) => render(&settings, &file, &out)?,
     }
     Ok(())
@@ -218,6 +258,11 @@ async fn account(settings: &Settings, command: AccountCommand) -> anyhow::Result
             let account = accounts.create(owner(token).await?, draft).await?;
             println!("{}", account.app_id);
         }
+        AccountCommand::Kick { app_id } => {
+            let app_id = AppId::parse(Some(app_id.clone()))
+                .map_err(|_| anyhow::anyhow!("not an appId: {app_id:?}"))?;
+            logins(settings).await?.kick(&app_id).await?;
+        }
         AccountCommand::List { token } => {
             for account in accounts.list(owner(token).await?).await? {
                 println!(
@@ -228,6 +273,15 @@ async fn account(settings: &Settings, command: AccountCommand) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+async fn logins(settings: &Settings) -> anyhow::Result<Logins> {
+    Ok(Logins::new(
+        open_repo(settings).await?,
+        open_storage(settings)?,
+        Clock::system(),
+        settings.login_config(),
+    ))
 }
 
 fn render(

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use crate::domain::{AvatarUpdaterConfig, ChangeLimit};
+use crate::domain::{AvatarUpdaterConfig, ChangeLimit, LoginConfig, ScanMode};
 use crate::fetch::FetchConfig;
 use crate::imaging::ImageLimits;
 use crate::storage::S3Config;
@@ -38,8 +38,9 @@ pub struct Settings {
     pub avatar_redirect_base: Option<Url>,
     /// Base of the avatar links the server hands out; defaults to `http://<listen>`.
     pub public_url: Option<Url>,
-    /// Whether `tools/getTokenId` issues tokens over HTTP.
-    pub token_issuing: bool,
+    /// How `tools/getTokenId` issues tokens: `instance`, `per-call` or `off`.
+    /// Unset: `instance` while listening on loopback, refused beyond it.
+    pub token_issuing: Option<TokenIssuing>,
     /// Networks exempt from the fetcher's "global addresses only" rule, e.g.
     /// `127.0.0.0/8` for tests or `10.0.0.0/8` for a LAN image host.
     #[serde(deserialize_with = "nets_from_list_or_string")]
@@ -71,6 +72,14 @@ pub struct Settings {
     pub max_connections: usize,
     /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
     pub shutdown_grace_ms: u64,
+    /// Seconds a login QR stays valid (`GEWE_LOGIN_QR_TTL_SECS`).
+    pub login_qr_ttl_secs: u32,
+    /// Who scans login QRs: `auto` (the emulated phone, at once) or `manual`
+    /// (`gewe login confirm <uuid>`).
+    pub login_scan: ScanMode,
+    /// A security code every login must give as `captchCode`; unset: none.
+    #[serde(deserialize_with = "optional_code")]
+    pub login_captcha: Option<String>,
     /// `text` or `json`.
     pub log_format: LogFormat,
 }
@@ -84,6 +93,50 @@ pub struct ConnectionLimits {
     /// `None`: derived from the open-files limit at start.
     pub max_connections: Option<usize>,
     pub shutdown_grace: Duration,
+}
+
+/// `GEWE_TOKEN_ISSUING`: how `tools/getTokenId` issues tokens over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenIssuing {
+    /// The instance's one token, the same on every call (self-hosted Gewechat).
+    Instance,
+    /// A new token on every call, rate-limited per client address.
+    PerCall,
+    /// Never over HTTP: `gewe token create` only.
+    Off,
+}
+
+impl<'de> Deserialize<'de> for TokenIssuing {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        const EXPECTED: &str = "GEWE_TOKEN_ISSUING: instance, per-call or off";
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TokenIssuing;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<TokenIssuing, E> {
+                let instead = if v { "instance (or per-call)" } else { "off" };
+                Err(E::custom(format!(
+                    "GEWE_TOKEN_ISSUING={v} is no longer accepted: use instance, per-call or off \
+                     ({instead} is what {v} meant)"
+                )))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TokenIssuing, E> {
+                match v.trim().to_ascii_lowercase().as_str() {
+                    "instance" => Ok(TokenIssuing::Instance),
+                    "per-call" => Ok(TokenIssuing::PerCall),
+                    "off" => Ok(TokenIssuing::Off),
+                    "true" | "false" => self.visit_bool(v.trim() == "true"),
+                    _ => Err(E::custom(format!(
+                        "GEWE_TOKEN_ISSUING={v:?} is not a mode: use instance, per-call or off"
+                    ))),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// Where avatar blobs live: one of two complete choices, never a mix.
@@ -300,7 +353,7 @@ impl Default for Settings {
             storage: Storage::Local,
             avatar_redirect_base: None,
             public_url: None,
-            token_issuing: true,
+            token_issuing: None,
             fetch_allow_nets: fetch.allow_nets,
             fetch_connect_timeout_ms: fetch.connect_timeout.as_millis() as u64,
             fetch_timeout_ms: fetch.total_timeout.as_millis() as u64,
@@ -320,6 +373,9 @@ impl Default for Settings {
             body_timeout_ms: 20_000,
             max_connections: 0,
             shutdown_grace_ms: 30_000,
+            login_qr_ttl_secs: 240,
+            login_scan: ScanMode::Auto,
+            login_captcha: None,
             log_format: LogFormat::Text,
         }
     }
@@ -400,6 +456,19 @@ impl Settings {
         }
     }
 
+    pub fn login_config(&self) -> LoginConfig {
+        LoginConfig {
+            qr_ttl_secs: i64::from(self.login_qr_ttl_secs.max(1)),
+            scan: self.login_scan,
+            captcha: self
+                .login_captcha
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+        }
+    }
+
     pub fn avatar_config(&self) -> AvatarUpdaterConfig {
         let defaults = AvatarUpdaterConfig::default();
         AvatarUpdaterConfig {
@@ -423,6 +492,22 @@ impl Settings {
             .max(1),
         }
     }
+}
+
+/// A code written as text or, by the environment's parser, as a number (`1234`).
+fn optional_code<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Code {
+        Text(String),
+        Number(i64),
+    }
+    Ok(
+        Option::<Code>::deserialize(deserializer)?.map(|code| match code {
+            Code::Text(text) => text,
+            Code::Number(n) => n.to_string(),
+        }),
+    )
 }
 
 /// Accepts `["10.0.0.0/8", …]` from TOML and `"10.0.0.0/8,127.0.0.0/8"` from the environment.
@@ -459,13 +544,13 @@ mod tests {
     #[test]
     fn layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("gewe.toml", "listen = \"127.0.0.1:9000\"\ntoken_issuing = false\nfetch_allow_nets = [\"10.0.0.0/8\"]")?;
+            jail.create_file("gewe.toml", "listen = \"127.0.0.1:9000\"\ntoken_issuing = \"off\"\nfetch_allow_nets = [\"10.0.0.0/8\"]")?;
             jail.set_env("GEWE_LISTEN", "127.0.0.1:9001");
             jail.set_env("GEWE_FETCH_ALLOW_NETS", "127.0.0.0/8, ::1");
             let from_env = Settings::load(Some(Path::new("gewe.toml")), &Overrides::default())
                 .map_err(|e| *e)?;
             assert_eq!(from_env.listen.port(), 9001);
-            assert!(!from_env.token_issuing);
+            assert_eq!(from_env.token_issuing, Some(TokenIssuing::Off));
             assert_eq!(from_env.fetch_allow_nets.len(), 2);
 
             let flags = Overrides {
@@ -498,6 +583,51 @@ mod tests {
             Ok(())
         });
         message.expect("jail ran")
+    }
+
+    #[test]
+    fn token_issuing_takes_the_three_modes_and_refuses_the_old_booleans() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(defaults.token_issuing, None);
+            for (text, mode) in [
+                ("instance", TokenIssuing::Instance),
+                ("per-call", TokenIssuing::PerCall),
+                ("off", TokenIssuing::Off),
+            ] {
+                jail.set_env("GEWE_TOKEN_ISSUING", text);
+                let loaded = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+                assert_eq!(loaded.token_issuing, Some(mode));
+            }
+            Ok(())
+        });
+        for old in ["true", "false"] {
+            let message = load_error(&[("GEWE_TOKEN_ISSUING", old)], None);
+            assert!(
+                message.contains("instance, per-call or off"),
+                "{old}: {message}"
+            );
+        }
+        let message = load_error(&[], Some("token_issuing = true"));
+        assert!(message.contains("instance, per-call or off"), "{message}");
+    }
+
+    #[test]
+    fn login_settings_read_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(defaults.login_config().qr_ttl_secs, 240);
+            assert_eq!(defaults.login_config().scan, ScanMode::Auto);
+            assert_eq!(defaults.login_config().captcha, None);
+            jail.set_env("GEWE_LOGIN_QR_TTL_SECS", "60");
+            jail.set_env("GEWE_LOGIN_SCAN", "manual");
+            jail.set_env("GEWE_LOGIN_CAPTCHA", "4321");
+            let set = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(set.login_config().qr_ttl_secs, 60);
+            assert_eq!(set.login_config().scan, ScanMode::Manual);
+            assert_eq!(set.login_config().captcha.as_deref(), Some("4321"));
+            Ok(())
+        });
     }
 
     #[test]

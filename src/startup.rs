@@ -11,9 +11,9 @@ use tokio::net::TcpListener;
 use url::Url;
 
 use crate::api::{self, AppState, AvatarUrls, Services};
-use crate::auth::Tokens;
-use crate::config::{ConnectionLimits, Settings, Storage};
-use crate::domain::{Accounts, AvatarUpdater, Clock, Repository};
+use crate::auth::{Issuing, Tokens};
+use crate::config::{ConnectionLimits, Settings, Storage, TokenIssuing};
+use crate::domain::{Accounts, AvatarUpdater, Clock, Logins, Repository};
 use crate::fetch::Fetcher;
 use crate::repo::{PgRepo, SqliteRepo};
 use crate::storage::BlobStore;
@@ -81,6 +81,12 @@ pub async fn open_services(
     Ok(Services {
         tokens: Tokens::new(repo.clone(), clock.clone()),
         accounts: Accounts::new(repo.clone(), storage.clone(), clock.clone()),
+        logins: Logins::new(
+            repo.clone(),
+            storage.clone(),
+            clock.clone(),
+            settings.login_config(),
+        ),
         avatars: AvatarUpdater::new(
             fetcher,
             repo.clone(),
@@ -89,11 +95,23 @@ pub async fn open_services(
             clock,
         ),
         avatar_urls: AvatarUrls::new(public_url),
-        token_issuing: settings.token_issuing,
+        token_issuing: token_issuing(settings),
         body_timeout: settings.connection_limits().body_timeout,
         repo,
         storage,
     })
+}
+
+/// The issuing mode in force: the setting when given; otherwise the instance
+/// token while listening on loopback only, and a refusal naming the setting beyond.
+pub fn token_issuing(settings: &Settings) -> Issuing {
+    match settings.token_issuing {
+        Some(TokenIssuing::Instance) => Issuing::Instance,
+        Some(TokenIssuing::PerCall) => Issuing::PerCall,
+        Some(TokenIssuing::Off) => Issuing::Off,
+        None if settings.listen.ip().is_loopback() => Issuing::Instance,
+        None => Issuing::NotOnLoopback,
+    }
 }
 
 pub struct Application {
@@ -155,6 +173,10 @@ impl Application {
             public_url = %self.public_url,
             max_connections,
             "gewe-server listening"
+        );
+        tracing::info!(
+            mode = self.state.token_issuing.describe(),
+            "tools/getTokenId issuing mode (GEWE_TOKEN_ISSUING)"
         );
         listener::serve(
             self.listener,

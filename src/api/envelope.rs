@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::AuthError;
-use crate::domain::{AvatarError, DomainError, FieldError};
+use crate::domain::{AvatarError, DomainError, FieldError, LoginError};
 
 pub const JSON_UTF8: &str = "application/json;charset=UTF-8";
 
@@ -148,6 +148,15 @@ impl ApiError {
             DomainError::DeviceNotFound(app_id) => {
                 ApiError::with_detail(failed, "-1", format!("[{app_id}]设备不存在"))
             }
+            DomainError::Offline => ApiError::with_detail(failed, "-1", OFFLINE),
+            // Frameworks match this exact text to skip logging in.
+            DomainError::AlreadyOnline => ApiError::new("微信已登录，请勿重复登录。"),
+            DomainError::Login(LoginError::WrongWxid) => ApiError::new(format!(
+                "{failed}，扫码登录的微信与设备绑定微信不同，请使用当前设备所属的微信登录。"
+            )),
+            DomainError::Login(err) => {
+                ApiError::with_detail(failed, "-1", login_error_detail(&err))
+            }
             DomainError::WxidTaken(wxid) => {
                 ApiError::with_detail(failed, "wxid-taken", format!("wxid {wxid} 已被占用"))
             }
@@ -163,6 +172,24 @@ impl ApiError {
             DomainError::Store(e) => ApiError::internal(e),
             DomainError::Internal(e) => ApiError::internal(e),
         }
+    }
+}
+
+/// GeWe's reason for a call that needs an online account.
+pub const OFFLINE: &str = "微信已离线";
+
+fn login_error_detail(err: &LoginError) -> String {
+    match err {
+        LoginError::UnknownQr(uuid) => format!("二维码[{uuid}]不存在，请重新获取登录二维码"),
+        LoginError::QrExpired(uuid) => format!("二维码[{uuid}]已过期，请重新获取登录二维码"),
+        LoginError::CaptchaRequired => "本次登录需要输入安全验证码".to_owned(),
+        LoginError::WrongWxid => {
+            "扫码登录的微信与设备绑定微信不同，请使用当前设备所属的微信登录。".to_owned()
+        }
+        LoginError::LoggedOut => "微信已退出登录，无法断线重连，请重新扫码登录".to_owned(),
+        LoginError::NotDropped => "微信在线，无需断线重连".to_owned(),
+        LoginError::NotBound => "设备尚未登录过微信，请先扫码登录".to_owned(),
+        LoginError::NotWaiting => "二维码已被扫描".to_owned(),
     }
 }
 

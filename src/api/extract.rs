@@ -31,6 +31,23 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The address of the peer, when the server was started with connect info
+/// (`gewe serve` is); `None` otherwise.
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
 /// A JSON body parsed into `T`, with errors that name the problem. An empty body
 /// counts as `{}`, and unknown fields are ignored (clients send `proxyIp`).
 pub struct GeweJson<T>(pub T);

@@ -21,8 +21,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use envelope::{ApiError, DataOrError, Envelope, ErrorDetail, JSON_UTF8};
 
-use crate::auth::Tokens;
-use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Repository};
+use crate::auth::{Issuing, Tokens};
+use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Logins, Repository};
 use crate::storage::BlobStore;
 
 /// Cloud GeWe and self-hosted Gewechat put the same routes under different prefixes.
@@ -38,8 +38,9 @@ pub struct Services {
     pub tokens: Tokens,
     pub accounts: Accounts,
     pub avatars: AvatarUpdater,
+    pub logins: Logins,
     pub avatar_urls: AvatarUrls,
-    pub token_issuing: bool,
+    pub token_issuing: Issuing,
     /// How long a client may take to send a request body.
     pub body_timeout: std::time::Duration,
 }
@@ -81,6 +82,11 @@ impl AvatarUrls {
 fn gewe_actions() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tools::get_token_id::get_token_id))
+        .routes(routes!(login::get_login_qr_code::get_login_qr_code))
+        .routes(routes!(login::check_login::check_login))
+        .routes(routes!(login::dialog_login::dialog_login))
+        .routes(routes!(login::reconnection::reconnection))
+        .routes(routes!(login::logout::logout))
         .routes(routes!(login::check_online::check_online))
         .routes(routes!(login::device_list::device_list))
         .routes(routes!(personal::get_profile::get_profile))

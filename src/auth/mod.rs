@@ -4,12 +4,59 @@
 //! A token carries 128 random bits, so a fast unsalted hash is enough: nobody can
 //! enumerate the input space, and lookups stay a single indexed query.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
 
 use crate::domain::{Clock, Repository, StoreError, TokenId};
+
+/// How `tools/getTokenId` answers anonymous callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuing {
+    /// The instance's one token, derived from the server secret: the same on
+    /// every call, after restarts and on every instance sharing the database.
+    Instance,
+    /// A new random token on every call, rate-limited per client address.
+    PerCall,
+    /// Not over HTTP: `gewe token create` only.
+    Off,
+    /// Not set, and the server listens beyond loopback: refused until the
+    /// operator sets `GEWE_TOKEN_ISSUING` explicitly.
+    NotOnLoopback,
+}
+
+impl Issuing {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Issuing::Instance => "instance (one token for the whole instance)",
+            Issuing::PerCall => "per-call (a new token on every call, rate-limited)",
+            Issuing::Off => "off (gewe token create only)",
+            Issuing::NotOnLoopback => {
+                "refused: the server listens beyond loopback and GEWE_TOKEN_ISSUING is not set"
+            }
+        }
+    }
+}
+
+/// Per-call issues allowed per client address in [`PER_CALL_WINDOW_SECS`].
+pub const PER_CALL_LIMIT: usize = 10;
+pub const PER_CALL_WINDOW_SECS: i64 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// Too many per-call issues from one address; retry after this many seconds.
+    #[error("too many tokens issued to this address")]
+    RateLimited { retry_after_secs: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The label of the instance token's row in `tokens`.
+const INSTANCE_LABEL: &str = "instance";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -31,11 +78,68 @@ pub struct IssuedToken {
 pub struct Tokens {
     repo: Arc<dyn Repository>,
     clock: Clock,
+    /// The instance token, once derived and its hash stored.
+    instance: Arc<OnceCell<String>>,
+    /// Per-call issue times (Unix seconds) by client address.
+    per_call: Arc<Mutex<HashMap<IpAddr, VecDeque<i64>>>>,
 }
 
 impl Tokens {
     pub fn new(repo: Arc<dyn Repository>, clock: Clock) -> Self {
-        Tokens { repo, clock }
+        Tokens {
+            repo,
+            clock,
+            instance: Arc::default(),
+            per_call: Arc::default(),
+        }
+    }
+
+    /// The instance's one token: derived from the server secret in the database,
+    /// so it is the same on every call, after a restart, on every instance sharing
+    /// the database and after a restore. Its hash is stored (once) like any other.
+    pub async fn instance_token(&self) -> Result<String, StoreError> {
+        let token = self
+            .instance
+            .get_or_try_init(|| async {
+                let secret = self.repo.server_secret().await?;
+                let token = derive_instance_token(&secret);
+                self.repo
+                    .ensure_token(
+                        &hash_token(&token),
+                        Some(INSTANCE_LABEL),
+                        self.clock.unix_now(),
+                    )
+                    .await?;
+                Ok::<_, StoreError>(token)
+            })
+            .await?;
+        Ok(token.clone())
+    }
+
+    /// A new random token for `client`, at most [`PER_CALL_LIMIT`] per address in
+    /// [`PER_CALL_WINDOW_SECS`] (counted in this process, by the domain clock).
+    pub async fn issue_per_call(&self, client: Option<IpAddr>) -> Result<IssuedToken, IssueError> {
+        if let Some(ip) = client {
+            let now = self.clock.unix_now();
+            let mut seen = self.per_call.lock().unwrap_or_else(|e| e.into_inner());
+            // Forget idle addresses so the map stays small.
+            seen.retain(|_, times| times.back().is_some_and(|t| now - t < PER_CALL_WINDOW_SECS));
+            let times = seen.entry(ip).or_default();
+            while times
+                .front()
+                .is_some_and(|t| now - t >= PER_CALL_WINDOW_SECS)
+            {
+                times.pop_front();
+            }
+            if times.len() >= PER_CALL_LIMIT {
+                let oldest = times.front().copied().unwrap_or(now);
+                return Err(IssueError::RateLimited {
+                    retry_after_secs: (oldest + PER_CALL_WINDOW_SECS - now).max(1),
+                });
+            }
+            times.push_back(now);
+        }
+        Ok(self.issue(None).await?)
     }
 
     pub async fn issue(&self, label: Option<&str>) -> Result<IssuedToken, StoreError> {
@@ -65,6 +169,14 @@ impl Tokens {
     }
 }
 
+/// 32 hex characters from the secret; one-way, so the token reveals nothing of it.
+fn derive_instance_token(secret: &[u8; 32]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"gewe-server instance token v1\0");
+    hasher.update(secret);
+    hex::encode(&hasher.finalize()[..16])
+}
+
 fn is_token_shaped(token: &str) -> bool {
     token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -85,6 +197,14 @@ mod tests {
         assert_eq!(hash, hash_token(&token.to_ascii_uppercase()));
         assert_eq!(hash.len(), 64);
         assert!(!hash.contains(token));
+    }
+
+    #[test]
+    fn instance_tokens_are_token_shaped_and_depend_on_the_secret() {
+        let a = derive_instance_token(&[1; 32]);
+        assert!(is_token_shaped(&a));
+        assert_eq!(a, derive_instance_token(&[1; 32]));
+        assert_ne!(a, derive_instance_token(&[2; 32]));
     }
 
     #[test]

@@ -4,8 +4,8 @@ use rand::Rng;
 
 use super::avatars::persist_avatar;
 use super::{
-    AccountRecord, AppId, Clock, DomainError, FieldError, HistoryEntry, Repository, StoreError,
-    TokenId, Wxid,
+    AccountRecord, AppId, AvatarRecord, Clock, DomainError, FieldError, HistoryEntry, LoginState,
+    Repository, StoreError, TokenId, Wxid,
 };
 use crate::imaging;
 use crate::storage::BlobStore;
@@ -64,21 +64,14 @@ impl Accounts {
                 "sex只能是0(未知)、1(男)或2(女)".into(),
             ));
         }
-        let seed = wxid.as_str().to_owned();
-        let avatar = tokio::task::spawn_blocking(move || imaging::default_avatar(&seed))
-            .await
-            .map_err(|e| DomainError::Internal(format!("default avatar task failed: {e}")))?;
-        let avatar = persist_avatar(&self.storage, &avatar).await?;
+        let avatar = identicon_avatar(&self.storage, &wxid).await?;
         let record = AccountRecord {
             app_id: AppId::generate(),
-            nick_name: draft.nick_name.unwrap_or_else(|| {
-                let w = wxid.as_str();
-                format!("微信用户{}", &w[w.len() - 4..])
-            }),
+            nick_name: draft.nick_name.unwrap_or_else(|| default_nick_name(&wxid)),
             wxid,
             alias: draft.alias.unwrap_or_default(),
             mobile: draft.mobile.unwrap_or_default(),
-            uin: rand::rng().random_range(1..=i64::from(i32::MAX)),
+            uin: new_uin(),
             sex: draft.sex.unwrap_or(0),
             province: draft.province.unwrap_or_default(),
             city: draft.city.unwrap_or_default(),
@@ -105,6 +98,43 @@ impl Accounts {
             .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
     }
 
+    /// The profile of `app_id` when its account is logged in: the one check every
+    /// route that needs an online account makes. A device of another tenant does
+    /// not exist; a device that is logged out, dropped or has no account yet
+    /// answers [`DomainError::Offline`] (`微信已离线`).
+    pub async fn online_profile(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+    ) -> Result<Profile, DomainError> {
+        let device = self
+            .repo
+            .find_device(app_id)
+            .await?
+            .filter(|d| d.owner == owner)
+            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
+        if device.state != LoginState::Online || device.wxid.is_none() {
+            return Err(DomainError::Offline);
+        }
+        self.profile(owner, app_id).await
+    }
+
+    /// Whether `owner`'s device `app_id` is logged in (checkOnline).
+    pub async fn is_online(&self, owner: TokenId, app_id: &AppId) -> Result<bool, DomainError> {
+        let device = self
+            .repo
+            .find_device(app_id)
+            .await?
+            .filter(|d| d.owner == owner)
+            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
+        Ok(device.state == LoginState::Online && device.wxid.is_some())
+    }
+
+    /// The appIds of `owner`'s devices, with or without an account, oldest first.
+    pub async fn device_ids(&self, owner: TokenId) -> Result<Vec<AppId>, DomainError> {
+        Ok(self.repo.list_devices(owner).await?)
+    }
+
     pub async fn list(&self, owner: TokenId) -> Result<Vec<Profile>, DomainError> {
         Ok(self.repo.list_accounts(owner).await?)
     }
@@ -118,4 +148,29 @@ impl Accounts {
         self.profile(owner, app_id).await?;
         Ok(self.repo.avatar_history(app_id).await?)
     }
+}
+
+/// The nickname an account gets when nobody chose one: `微信用户` and the wxid's
+/// last four characters.
+pub(super) fn default_nick_name(wxid: &Wxid) -> String {
+    let w = wxid.as_str();
+    format!("微信用户{}", &w[w.len() - 4..])
+}
+
+/// A new account's default avatar: an identicon seeded by its wxid, stored and
+/// served like any uploaded picture.
+pub(super) async fn identicon_avatar(
+    storage: &BlobStore,
+    wxid: &Wxid,
+) -> Result<AvatarRecord, DomainError> {
+    let seed = wxid.as_str().to_owned();
+    let avatar = tokio::task::spawn_blocking(move || imaging::default_avatar(&seed))
+        .await
+        .map_err(|e| DomainError::Internal(format!("default avatar task failed: {e}")))?;
+    persist_avatar(storage, &avatar).await
+}
+
+/// A new account's random `uin`.
+pub(super) fn new_uin() -> i64 {
+    rand::rng().random_range(1..=i64::from(i32::MAX))
 }

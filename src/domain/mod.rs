@@ -14,6 +14,7 @@ mod avatars;
 mod clock;
 mod fetchable_url;
 mod ids;
+mod login;
 mod store;
 
 pub use accounts::{AccountDraft, Accounts, Profile};
@@ -22,9 +23,15 @@ pub use avatars::{AvatarError, AvatarUpdater, AvatarUpdaterConfig, ChangeLimit};
 pub use clock::{Clock, ManualClock};
 pub use fetchable_url::{BadUrlReason, MAX_URL_LEN, check_url};
 pub use ids::{AppId, FieldError, HeadImgUrl, Wxid};
+pub use login::{
+    LoginCheck, LoginConfig, LoginError, LoginInfo, LoginQr, Logins, MIN_EXPIRED_TIME_DONE,
+    ScanMode, login_device_name,
+};
 pub use store::{
-    AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, HistoryEntry,
-    RecentChanges, Repository, StoreError, TokenId, TokenStore,
+    AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, DeviceRecord,
+    DeviceStore, HistoryEntry, InstanceTokenStore, LoginSessionRecord, LoginSessionStore,
+    LoginStage, LoginState, RecentChanges, Repository, Scanner, SecretStore, StoreError, TokenId,
+    TokenStore,
 };
 
 use crate::storage::StorageError;
@@ -36,6 +43,13 @@ pub enum DomainError {
     DeviceNotFound(AppId),
     #[error("wxid {0} is already taken")]
     WxidTaken(String),
+    /// The account is not logged in (logged out, dropped, or no account yet).
+    #[error("the account is offline")]
+    Offline,
+    #[error("the account is already logged in")]
+    AlreadyOnline,
+    #[error(transparent)]
+    Login(#[from] LoginError),
     #[error("invalid input: {0}")]
     InvalidInput(String),
     #[error("internal error: {0}")]

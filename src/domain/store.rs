@@ -84,7 +84,17 @@ pub enum AvatarChange {
 /// The whole store, as the rest of the server holds it (`Arc<dyn Repository>`).
 /// Each capability has its own part, so each lands in its own room.
 #[async_trait]
-pub trait Repository: TokenStore + AccountStore + Send + Sync + 'static {
+pub trait Repository:
+    TokenStore
+    + AccountStore
+    + SecretStore
+    + InstanceTokenStore
+    + DeviceStore
+    + LoginSessionStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Answers when the database does.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -150,4 +160,191 @@ pub trait AccountStore {
         app_id: &AppId,
         since: i64,
     ) -> Result<RecentChanges, StoreError>;
+}
+
+/// Secrets made once per database and shared by every instance using it.
+#[async_trait]
+pub trait SecretStore {
+    /// The server's 32 random bytes, created on first use. Race-safe: instances
+    /// asking at once all get the one secret that was stored first.
+    async fn server_secret(&self) -> Result<[u8; 32], StoreError>;
+}
+
+/// Tokens whose plaintext is derived, not random: stored by hash like any other,
+/// but inserted idempotently.
+#[async_trait]
+pub trait InstanceTokenStore {
+    /// The id of the token with this hash, inserting it if it is not there yet.
+    async fn ensure_token(
+        &self,
+        token_hash: &str,
+        label: Option<&str>,
+        now: i64,
+    ) -> Result<TokenId, StoreError>;
+}
+
+/// Whether a device's account is logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginState {
+    Online,
+    /// Logged out (`login/logout`): a new login (QR or dialogLogin) is needed.
+    Offline,
+    /// Dropped by WeChat (`gewe account kick`): `login/reconnection` brings it back.
+    Dropped,
+}
+
+impl LoginState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginState::Online => "online",
+            LoginState::Offline => "offline",
+            LoginState::Dropped => "dropped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "online" => Some(LoginState::Online),
+            "offline" => Some(LoginState::Offline),
+            "dropped" => Some(LoginState::Dropped),
+            _ => None,
+        }
+    }
+}
+
+/// A device (appId): its owner, the wxid it is bound to once an account logged in
+/// on it, and its login state. Accounts made by `gewe account create` are devices
+/// bound to their wxid and online.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub app_id: AppId,
+    pub owner: TokenId,
+    pub wxid: Option<Wxid>,
+    pub state: LoginState,
+}
+
+/// Where a login QR (or dialogLogin prompt) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginStage {
+    /// Nobody scanned yet (status 0).
+    Waiting,
+    /// Scanned (auto mode, or `gewe login confirm`); no poll has seen it yet.
+    Scanned,
+    /// A poll answered status 1; the next one completes the login.
+    Shown,
+    /// Logged in (status 2).
+    Done,
+}
+
+impl LoginStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginStage::Waiting => "waiting",
+            LoginStage::Scanned => "scanned",
+            LoginStage::Shown => "shown",
+            LoginStage::Done => "done",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "waiting" => Some(LoginStage::Waiting),
+            "scanned" => Some(LoginStage::Scanned),
+            "shown" => Some(LoginStage::Shown),
+            "done" => Some(LoginStage::Done),
+            _ => None,
+        }
+    }
+}
+
+/// The account that scanned a login QR, as the emulated phone presents it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scanner {
+    pub wxid: Wxid,
+    pub nick_name: String,
+    /// Its avatar: the account's own when it exists, else a generated one.
+    pub avatar: AvatarRecord,
+}
+
+/// One login QR (or dialogLogin prompt), by its uuid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginSessionRecord {
+    pub uuid: String,
+    pub app_id: AppId,
+    pub owner: TokenId,
+    /// `ipad` or `mac`, from getLoginQrCode's `type`.
+    pub device_type: String,
+    pub stage: LoginStage,
+    pub scanner: Option<Scanner>,
+    /// The code checkLogin must be given as `captchCode` before it completes.
+    pub captcha: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// When the login completed; set with `LoginStage::Done`.
+    pub completed_at: Option<i64>,
+}
+
+/// Devices and their login state. Each transition is one store method running one
+/// transaction, so an event row (the callback outbox) can join it.
+#[async_trait]
+pub trait DeviceStore {
+    /// A new device with no account yet: unbound and offline.
+    async fn insert_device(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The device, whoever owns it (callers compare `owner`).
+    async fn find_device(&self, app_id: &AppId) -> Result<Option<DeviceRecord>, StoreError>;
+
+    /// The appIds of `owner`'s devices, bound or not, oldest first.
+    async fn list_devices(&self, owner: TokenId) -> Result<Vec<AppId>, StoreError>;
+
+    /// Moves the device from `from` to `to` in one transaction; `false` (and
+    /// nothing written) when it was not in `from`.
+    async fn set_login_state(
+        &self,
+        app_id: &AppId,
+        from: LoginState,
+        to: LoginState,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Login QR sessions, and completing a login.
+#[async_trait]
+pub trait LoginSessionStore {
+    async fn insert_login_session(&self, session: &LoginSessionRecord) -> Result<(), StoreError>;
+
+    async fn find_login_session(
+        &self,
+        uuid: &str,
+    ) -> Result<Option<LoginSessionRecord>, StoreError>;
+
+    /// Moves the session from stage `from` to `to` (recording `scanner` and
+    /// `captcha` when given); `false` when another poll moved it first.
+    async fn advance_login_session(
+        &self,
+        uuid: &str,
+        from: LoginStage,
+        to: LoginStage,
+        scanner: Option<&Scanner>,
+        captcha: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
+    /// Completes a login in one transaction: the session `Shown` → `Done`, the
+    /// account created when `new_account` is given (with its avatar and first
+    /// history row), the device bound to the account's wxid and online. `false`
+    /// (nothing written) when another poll completed it first.
+    async fn complete_login(
+        &self,
+        uuid: &str,
+        owner: TokenId,
+        device: &AppId,
+        wxid: &Wxid,
+        new_account: Option<(&AccountRecord, &AvatarRecord)>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 }

@@ -14,6 +14,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         include_str!("../../migrations/postgres/0001_init.sql"),
     ),
     (
+        3,
+        "login",
+        include_str!("../../migrations/postgres/0003_login.sql"),
+    ),
+    (
         5,
         "avatar_sources",
         include_str!("../../migrations/postgres/0005_avatar_sources.sql"),
@@ -46,3 +51,4 @@ impl PgRepo {
 }
 
 super::sql::impl_store!(PgRepo, sqlx::Postgres, for_update = " FOR UPDATE");
+super::sql_login::impl_login_store!(PgRepo, sqlx::Postgres);

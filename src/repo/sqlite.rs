@@ -14,6 +14,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         include_str!("../../migrations/sqlite/0001_init.sql"),
     ),
     (
+        3,
+        "login",
+        include_str!("../../migrations/sqlite/0003_login.sql"),
+    ),
+    (
         5,
         "avatar_sources",
         include_str!("../../migrations/sqlite/0005_avatar_sources.sql"),
@@ -47,3 +52,4 @@ impl SqliteRepo {
 }
 
 super::sql::impl_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
+super::sql_login::impl_login_store!(SqliteRepo, sqlx::Sqlite);

@@ -13,6 +13,8 @@ mod cli;
 mod concurrency;
 mod envelope;
 mod login;
+mod login_flow;
+mod login_store;
 mod openapi;
 mod overload;
 mod profile;

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gewe_server::config::Settings;
+use gewe_server::config::{Settings, TokenIssuing};
 use gewe_server::domain::{AccountDraft, Clock, Repository};
 use gewe_server::fetch::{Dial, Fetcher, Resolve};
 use gewe_server::startup::{Application, Outside, open_repo, open_storage};
@@ -19,7 +19,8 @@ pub struct Setup {
     pub data_dir: Option<PathBuf>,
     /// `GEWE_FETCH_ALLOW_NETS`; loopback by default so picture hosts on 127.0.0.1 work.
     pub allow_nets: Vec<&'static str>,
-    pub token_issuing: bool,
+    /// `GEWE_TOKEN_ISSUING`; unset by default (the instance token on loopback).
+    pub token_issuing: Option<TokenIssuing>,
     /// Replaces DNS and TCP for the fetcher (SSRF tests).
     pub network: Option<(Arc<dyn Resolve>, Arc<dyn Dial>)>,
     /// The server's clock; the system clock when `None`.
@@ -32,7 +33,7 @@ impl Default for Setup {
         Setup {
             data_dir: None,
             allow_nets: vec!["127.0.0.0/8"],
-            token_issuing: true,
+            token_issuing: None,
             network: None,
             clock: None,
             tweak: |_| {},
@@ -136,10 +137,15 @@ impl TestApp {
         envelope
     }
 
+    /// A new token of its own, made the way `gewe token create` does (getTokenId
+    /// answers the one instance token, so tenants in tests come from here).
     pub async fn new_token(&self) -> String {
-        let envelope = self
-            .call("/gewe/v2/api/tools/getTokenId", None, json!({}))
-            .await;
+        self.state.tokens.issue(None).await.unwrap().token
+    }
+
+    /// The instance token, through `tools/getTokenId`.
+    pub async fn instance_token(&self) -> String {
+        let envelope = self.call("/v2/api/tools/getTokenId", None, json!({})).await;
         assert_eq!(envelope["ret"], 200, "{envelope}");
         envelope["data"].as_str().unwrap().to_owned()
     }

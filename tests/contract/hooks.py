@@ -14,6 +14,9 @@ import schemathesis
 TOKEN = os.environ["GEWE_CONTRACT_TOKEN"]
 APP_ID = os.environ["GEWE_CONTRACT_APP_ID"]
 PICTURE_URL = os.environ["GEWE_CONTRACT_PICTURE_URL"]
+# logout gets a spare account, so the run does not log the main one out (every
+# later getProfile/updateHeadImg would then answer 微信已离线).
+SPARE_APP_ID = os.environ.get("GEWE_CONTRACT_SPARE_APP_ID", APP_ID)
 LOG = os.environ["GEWE_CONTRACT_LOG"]
 
 
@@ -28,7 +31,8 @@ def map_headers(context, headers):
 def map_body(context, body):
     if isinstance(body, dict):
         if isinstance(body.get("appId"), str):
-            body["appId"] = APP_ID
+            path = getattr(getattr(context, "operation", None), "path", "") or ""
+            body["appId"] = SPARE_APP_ID if path.endswith("/login/logout") else APP_ID
         if isinstance(body.get("headImgUrl"), str):
             body["headImgUrl"] = PICTURE_URL
     return body

@@ -17,8 +17,8 @@ pub struct CheckOnlineRequest {
 
 /// 检查是否在线
 ///
-/// `data` is `true` when the device is online. Accounts held by this server are
-/// always online.
+/// `data` is `true` when the device's account is logged in, `false` when it is
+/// logged out, dropped, or has no account yet.
 #[utoipa::path(
     post,
     path = "/login/checkOnline",
@@ -38,10 +38,10 @@ pub async fn check_online(
     GeweJson(request): GeweJson<CheckOnlineRequest>,
 ) -> Result<Envelope<bool>, ApiError> {
     let app_id = AppId::parse(request.app_id)?;
-    state
+    let online = state
         .accounts
-        .profile(owner, &app_id)
+        .is_online(owner, &app_id)
         .await
         .map_err(|e| ApiError::operation("查询在线状态", e))?;
-    Ok(Envelope::ok("操作成功", true))
+    Ok(Envelope::ok("操作成功", online))
 }

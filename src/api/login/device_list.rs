@@ -12,8 +12,8 @@ pub struct DeviceListRequest {}
 
 /// 查看设备列表
 ///
-/// The appIds of the devices this token owns, in order of creation (self-hosted
-/// Gewechat).
+/// The appIds of the devices this token owns, online or not, in order of
+/// creation (self-hosted Gewechat).
 #[utoipa::path(
     post,
     path = "/login/deviceList",
@@ -34,9 +34,9 @@ pub async fn device_list(
 ) -> Result<Envelope<Vec<String>>, ApiError> {
     let devices = state
         .accounts
-        .list(owner)
+        .device_ids(owner)
         .await
         .map_err(|e| ApiError::operation("查看设备列表", e))?;
-    let app_ids = devices.into_iter().map(|d| d.app_id.to_string()).collect();
+    let app_ids = devices.into_iter().map(|d| d.to_string()).collect();
     Ok(Envelope::ok("操作成功", app_ids))
 }

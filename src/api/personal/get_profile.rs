@@ -90,6 +90,8 @@ impl ProfileData {
                 "regCountry": "CN", "snsBgImg": ""}}))),
             ("设备不存在" = (value = json!({"ret": 500, "msg": "获取个人资料失败",
                 "data": {"code": "-1", "msg": "[wx_wR_U4zPj2M_OTS3BCyoE4]设备不存在"}}))),
+            ("微信已离线" = (value = json!({"ret": 500, "msg": "获取个人资料失败",
+                "data": {"code": "-1", "msg": "微信已离线"}}))),
             ("缺少token" = (value = json!({"ret": 500, "msg": "header:X-GEWE-TOKEN 不可为空"}))),
          )),
     ),
@@ -102,7 +104,7 @@ pub async fn get_profile(
     let app_id = AppId::parse(request.app_id)?;
     let profile = state
         .accounts
-        .profile(owner, &app_id)
+        .online_profile(owner, &app_id)
         .await
         .map_err(|e| ApiError::operation("获取个人资料", e))?;
     Ok(Envelope::ok(
