@@ -4,8 +4,8 @@ use rand::Rng;
 
 use super::avatars::persist_avatar;
 use super::{
-    AccountRecord, AppId, Clock, DomainError, FieldError, HistoryEntry, Repository, StoreError,
-    TokenId, Wxid,
+    AccountRecord, AppId, Clock, DomainError, FieldError, HistoryEntry, LoginDevice, Repository,
+    StoreError, TokenId, Wxid,
 };
 use crate::imaging;
 use crate::storage::BlobStore;
@@ -26,6 +26,17 @@ pub struct AccountDraft {
 
 /// An account's profile as GeWe's getProfile describes it, with the avatar as an id.
 pub type Profile = AccountRecord;
+
+/// The device an account created here "logged in" from: an iPad, as GeWe's own
+/// devices are, with a fresh 32-hex uuid.
+fn first_login_device(now: i64) -> LoginDevice {
+    LoginDevice {
+        uuid: hex::encode(rand::random::<[u8; 16]>()),
+        device_name: "iPad".to_owned(),
+        device_type: "iPad iOS17.2".to_owned(),
+        last_time: now,
+    }
+}
 
 #[derive(Clone)]
 pub struct Accounts {
@@ -89,7 +100,12 @@ impl Accounts {
             avatar_id: avatar.id,
         };
         let now = self.clock.unix_now();
-        match self.repo.insert_account(owner, &record, &avatar, now).await {
+        let device = first_login_device(now);
+        match self
+            .repo
+            .insert_account_with_device(owner, &record, &avatar, &device, now)
+            .await
+        {
             Ok(()) => Ok(record),
             Err(StoreError::Conflict(_)) => Err(DomainError::WxidTaken(record.wxid.to_string())),
             Err(e) => Err(e.into()),

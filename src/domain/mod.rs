@@ -14,6 +14,7 @@ mod avatars;
 mod clock;
 mod fetchable_url;
 mod ids;
+mod profile;
 mod store;
 
 pub use accounts::{AccountDraft, Accounts, Profile};
@@ -22,9 +23,13 @@ pub use avatars::{AvatarError, AvatarUpdater, AvatarUpdaterConfig, ChangeLimit};
 pub use clock::{Clock, ManualClock};
 pub use fetchable_url::{BadUrlReason, MAX_URL_LEN, check_url};
 pub use ids::{AppId, FieldError, HeadImgUrl, Wxid};
+pub use profile::{
+    PRIVACY_OPTIONS, ProfileUpdate, Profiles, QrCard, nick_name_units, signature_units,
+};
 pub use store::{
-    AccountRecord, AccountStore, AvatarChange, AvatarRecord, HistoryEntry, RecentChanges,
-    Repository, StoreError, TokenId, TokenStore,
+    AccountRecord, AccountStore, AvatarChange, AvatarRecord, HistoryEntry, LoginDevice,
+    LoginDeviceStore, PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore,
+    RecentChanges, Repository, SecretStore, StoreError, TokenId, TokenStore,
 };
 
 use crate::storage::StorageError;
@@ -38,6 +43,9 @@ pub enum DomainError {
     WxidTaken(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A request field breaks a rule: the GeWe field name and what is wrong.
+    #[error("invalid {field}: {detail}")]
+    InvalidField { field: &'static str, detail: String },
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]

@@ -7,6 +7,7 @@
 
 mod postgres;
 mod sql;
+mod sql_personal;
 mod sqlite;
 
 use std::borrow::Cow;

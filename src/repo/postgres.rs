@@ -7,11 +7,18 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use super::{EmbeddedMigrations, migrator};
 use crate::domain::StoreError;
 
-const MIGRATIONS: &EmbeddedMigrations = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &EmbeddedMigrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "personal",
+        include_str!("../../migrations/postgres/0002_personal.sql"),
+    ),
+];
 
 /// Connections one instance keeps at most; instances × this must stay under the
 /// server's `max_connections`.
@@ -41,3 +48,4 @@ impl PgRepo {
 }
 
 super::sql::impl_store!(PgRepo, sqlx::Postgres, for_update = " FOR UPDATE");
+super::sql_personal::impl_personal_store!(PgRepo, sqlx::Postgres, for_update = " FOR UPDATE");

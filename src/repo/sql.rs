@@ -74,33 +74,7 @@ macro_rules! impl_store {
                 now: i64,
             ) -> Result<(), $crate::domain::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                insert_avatar(&mut tx, avatar, now).await?;
-                sqlx::query(
-                    "INSERT INTO accounts (app_id, token_id, wxid, nick_name, alias, mobile, uin, \
-                     sex, province, city, signature, country, reg_country, sns_bg_img, avatar_id, \
-                     created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
-                )
-                .bind(account.app_id.as_str())
-                .bind(owner.0)
-                .bind(account.wxid.as_str())
-                .bind(&account.nick_name)
-                .bind(&account.alias)
-                .bind(&account.mobile)
-                .bind(account.uin)
-                .bind(account.sex)
-                .bind(&account.province)
-                .bind(&account.city)
-                .bind(&account.signature)
-                .bind(&account.country)
-                .bind(&account.reg_country)
-                .bind(&account.sns_bg_img)
-                .bind(avatar.id.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| super::conflict_or(e, "wxid"))?;
-                append_history(&mut tx, &account.app_id, avatar.id, None, now).await?;
+                insert_account_rows(&mut tx, owner, account, avatar, now).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -219,6 +193,45 @@ macro_rules! impl_store {
                     oldest,
                 })
             }
+        }
+
+        /// The account, its first avatar and first history row, inside `tx` (other
+        /// store parts add their first rows to the same transaction).
+        async fn insert_account_rows(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            owner: $crate::domain::TokenId,
+            account: &$crate::domain::AccountRecord,
+            avatar: &$crate::domain::AvatarRecord,
+            now: i64,
+        ) -> Result<(), $crate::domain::StoreError> {
+            insert_avatar(tx, avatar, now).await?;
+            sqlx::query(
+                "INSERT INTO accounts (app_id, token_id, wxid, nick_name, alias, mobile, uin, \
+                 sex, province, city, signature, country, reg_country, sns_bg_img, avatar_id, \
+                 created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+            )
+            .bind(account.app_id.as_str())
+            .bind(owner.0)
+            .bind(account.wxid.as_str())
+            .bind(&account.nick_name)
+            .bind(&account.alias)
+            .bind(&account.mobile)
+            .bind(account.uin)
+            .bind(account.sex)
+            .bind(&account.province)
+            .bind(&account.city)
+            .bind(&account.signature)
+            .bind(&account.country)
+            .bind(&account.reg_country)
+            .bind(&account.sns_bg_img)
+            .bind(avatar.id.to_string())
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| super::conflict_or(e, "wxid"))?;
+            append_history(tx, &account.app_id, avatar.id, None, now).await?;
+            Ok(())
         }
 
         async fn insert_avatar(
