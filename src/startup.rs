@@ -11,7 +11,7 @@ use url::Url;
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::Tokens;
 use crate::config::{Settings, Storage};
-use crate::domain::{Accounts, AvatarUpdater, Clock, Repository};
+use crate::domain::{Accounts, AvatarUpdater, Clock, Profiles, Repository};
 use crate::fetch::Fetcher;
 use crate::repo::{PgRepo, SqliteRepo};
 use crate::storage::BlobStore;
@@ -76,6 +76,9 @@ pub async fn open_services(
     let Outside { fetcher, clock } = outside;
     let repo = open_repo(settings).await?;
     let storage = open_storage(settings)?;
+    let profiles = Profiles::new(repo.clone(), storage.clone(), clock.clone())
+        .await
+        .context("cannot read the server secret")?;
     Ok(Services {
         tokens: Tokens::new(repo.clone(), clock.clone()),
         accounts: Accounts::new(repo.clone(), storage.clone(), clock.clone()),
@@ -86,6 +89,7 @@ pub async fn open_services(
             settings.avatar_config(),
             clock,
         ),
+        profiles,
         avatar_urls: AvatarUrls::new(public_url),
         token_issuing: settings.token_issuing,
         repo,
