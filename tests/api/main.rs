@@ -10,10 +10,12 @@ use common::{helpers, image_host, pictures, services};
 
 mod cli;
 mod concurrency;
+mod coverage;
 mod envelope;
 mod login;
 mod openapi;
 mod overload;
+mod personal;
 mod profile;
 mod requests;
 mod scale;
