@@ -164,3 +164,68 @@ async fn the_cli_and_a_running_server_share_the_data_dir() {
     let big = profile["bigHeadImgUrl"].as_str().unwrap();
     assert_eq!(app.client.get(big).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn account_show_prints_profile_privacy_settings_and_login_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_path_buf();
+    let token = gewe(&data_dir, &["token", "create"]).trim_end().to_owned();
+    let app_id = gewe(
+        &data_dir,
+        &[
+            "account",
+            "create",
+            "--token",
+            &token,
+            "--nickname",
+            "小助手",
+        ],
+    )
+    .trim_end()
+    .to_owned();
+
+    let app = crate::helpers::spawn_app_with(crate::helpers::Setup {
+        data_dir: Some(data_dir.clone()),
+        ..Default::default()
+    })
+    .await;
+    for (option, open) in [(4, false), (39, true)] {
+        let envelope = app
+            .call(
+                "/gewe/v2/api/personal/privacySettings",
+                Some(&token),
+                serde_json::json!({"appId": app_id, "option": option, "open": open}),
+            )
+            .await;
+        assert_eq!(envelope["ret"], 200, "{envelope}");
+    }
+    app.stop().await;
+
+    let shown = gewe(&data_dir, &["account", "show", &app_id, "--token", &token]);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(
+        lines.contains(&format!("appId\t{app_id}").as_str()),
+        "{shown}"
+    );
+    assert!(lines.contains(&"nickName\t小助手"), "{shown}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("wxid\twxid_")),
+        "{shown}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("privacy\t4\tclosed\t")),
+        "{shown}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("privacy\t39\topen\t")),
+        "{shown}"
+    );
+    let devices: Vec<_> = lines.iter().filter(|l| l.starts_with("device\t")).collect();
+    assert_eq!(devices.len(), 1, "{shown}");
+    assert!(devices[0].contains("\tiPad\tiPad iOS17.2\t"), "{shown}");
+
+    // Another token's account does not exist for this one.
+    let other = gewe(&data_dir, &["token", "create"]).trim_end().to_owned();
+    let err = gewe_fails(&data_dir, &["account", "show", &app_id, "--token", &other]);
+    assert!(err.contains("not found"), "{err}");
+}
