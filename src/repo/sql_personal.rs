@@ -18,10 +18,22 @@ macro_rules! impl_personal_store {
             ) -> Result<Option<Vec<$crate::domain::ProfileFieldChange>>, $crate::domain::StoreError>
             {
                 let mut tx = self.pool.begin().await?;
-                // On PostgreSQL, FOR UPDATE: two changes of one account queue, so
-                // each history row's old value is what the one before it wrote.
-                // On SQLite the UPDATE below takes the write lock; a concurrent
-                // writer waits (busy timeout) and rereads.
+                // A write first, changing nothing: it takes SQLite's write lock
+                // before the read (so concurrent changes queue on the busy timeout
+                // instead of failing with BUSY_SNAPSHOT) and PostgreSQL's row lock
+                // (so each history row's old value is what the change before it
+                // wrote). It also checks ownership.
+                let owned = sqlx::query(
+                    "UPDATE accounts SET updated_at = updated_at WHERE app_id = $1 AND token_id = $2",
+                )
+                .bind(app_id.as_str())
+                .bind(owner.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if owned == 0 {
+                    return Ok(None);
+                }
                 let row: Option<(String, String, String, String, i64, String)> =
                     sqlx::query_as(concat!(
                         "SELECT nick_name, country, province, city, sex, signature \

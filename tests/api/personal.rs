@@ -503,3 +503,38 @@ async fn privacy_settings_persist_including_open_false() {
         assert_error(&envelope, msg);
     }
 }
+
+#[tokio::test]
+async fn concurrent_profile_updates_all_land_and_each_is_recorded_once() {
+    let app = spawn_app().await;
+    let (token, app_id) = account(&app).await;
+    let names: Vec<String> = (0..12).map(|i| format!("并发{i}")).collect();
+    let calls = names.iter().map(|name| {
+        update(
+            &app,
+            PREFIXES[0],
+            &token,
+            json!({"appId": app_id, "nickName": name}),
+        )
+    });
+    for envelope in futures_util::future::join_all(calls).await {
+        assert_eq!(envelope["ret"], 200, "{envelope}");
+    }
+    let owner = app.state.tokens.authenticate(Some(&token)).await.unwrap();
+    let history = app
+        .state
+        .profiles
+        .history(owner, &app_id_of(&app_id))
+        .await
+        .unwrap();
+    assert_eq!(history.len(), names.len());
+    // A chain: each change starts from the value the one before it wrote.
+    for pair in history.windows(2) {
+        assert_eq!(pair[1].old_value, pair[0].new_value);
+    }
+    let last = &history.last().unwrap().new_value;
+    assert_eq!(
+        app.profile(&token, &app_id).await["nickName"],
+        last.as_str()
+    );
+}
