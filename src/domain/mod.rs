@@ -5,7 +5,7 @@
 //! of the server never re-checks them, and the store trait with its records. It
 //! imports no other room of the crate; every room may use it.
 //!
-//! **Services** (`accounts`, `avatars`): the operations, using `fetch`, `imaging`
+//! **Services** (`accounts`, `avatars`, `profile`): the operations, using `fetch`, `imaging`
 //! and `storage` below them and the store through its trait.
 
 mod accounts;

@@ -167,27 +167,32 @@ async fn the_cli_and_a_running_server_share_the_data_dir() {
 
 #[tokio::test]
 async fn account_show_prints_profile_privacy_settings_and_login_devices() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_path_buf();
-    let token = gewe(&data_dir, &["token", "create"]).trim_end().to_owned();
-    let app_id = gewe(
-        &data_dir,
-        &[
-            "account",
-            "create",
-            "--token",
-            &token,
-            "--nickname",
-            "小助手",
-        ],
-    )
-    .trim_end()
-    .to_owned();
-
-    let app = crate::helpers::spawn_app_with(crate::helpers::Setup {
-        data_dir: Some(data_dir.clone()),
-        ..Default::default()
-    })
+    // The server first: it attaches the test backend to the data dir the CLI uses.
+    let app = crate::helpers::spawn_app().await;
+    let data_dir = app.data_dir.clone();
+    let cli = move |args: Vec<String>| {
+        let data_dir = data_dir.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                gewe(&data_dir, &args)
+            })
+            .await
+            .unwrap()
+            .trim_end()
+            .to_owned()
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let token = cli(args(&["token", "create"])).await;
+    let app_id = cli(args(&[
+        "account",
+        "create",
+        "--token",
+        &token,
+        "--nickname",
+        "小助手",
+    ]))
     .await;
     for (option, open) in [(4, false), (39, true)] {
         let envelope = app
@@ -199,9 +204,8 @@ async fn account_show_prints_profile_privacy_settings_and_login_devices() {
             .await;
         assert_eq!(envelope["ret"], 200, "{envelope}");
     }
-    app.stop().await;
 
-    let shown = gewe(&data_dir, &["account", "show", &app_id, "--token", &token]);
+    let shown = cli(args(&["account", "show", &app_id, "--token", &token])).await;
     let lines: Vec<&str> = shown.lines().collect();
     assert!(
         lines.contains(&format!("appId\t{app_id}").as_str()),
@@ -225,7 +229,12 @@ async fn account_show_prints_profile_privacy_settings_and_login_devices() {
     assert!(devices[0].contains("\tiPad\tiPad iOS17.2\t"), "{shown}");
 
     // Another token's account does not exist for this one.
-    let other = gewe(&data_dir, &["token", "create"]).trim_end().to_owned();
-    let err = gewe_fails(&data_dir, &["account", "show", &app_id, "--token", &other]);
+    let other = cli(args(&["token", "create"])).await;
+    let data_dir = app.data_dir.clone();
+    let err = tokio::task::spawn_blocking(move || {
+        gewe_fails(&data_dir, &["account", "show", &app_id, "--token", &other])
+    })
+    .await
+    .unwrap();
     assert!(err.contains("not found"), "{err}");
 }
