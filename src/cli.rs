@@ -11,7 +11,7 @@ use url::Url;
 use crate::auth::Tokens;
 use crate::backup;
 use crate::config::{DatabaseUrl, Overrides, Settings};
-use crate::domain::{AccountDraft, Accounts, AppId, Clock, Logins};
+use crate::domain::{AccountDraft, Accounts, AppId, Clock, Logins, Profiles};
 use crate::imaging::{self, AvatarSize};
 use crate::startup::{Application, open_repo, open_storage};
 use crate::telemetry;
@@ -107,7 +107,6 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(clippy::large_enum_variant, reason = "parsed once per process")]
 enum AccountCommand {
     /// Create an online account owned by a token and print its appId.
     Create {
@@ -143,6 +142,12 @@ enum AccountCommand {
     Kick {
         #[arg(value_name = "APPID")]
         app_id: String,
+    },
+    /// Show one account: its profile, privacy settings and login devices.
+    Show {
+        app_id: String,
+        #[arg(long)]
+        token: String,
     },
 }
 
@@ -221,7 +226,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn account(settings: &Settings, command: AccountCommand) -> anyhow::Result<()> {
     let repo = open_repo(settings).await?;
     let tokens = Tokens::new(repo.clone(), Clock::system());
-    let accounts = Accounts::new(repo, open_storage(settings)?, Clock::system());
+    let storage = open_storage(settings)?;
+    let accounts = Accounts::new(repo.clone(), storage.clone(), Clock::system());
     let owner = |token: String| {
         let tokens = tokens.clone();
         async move {
@@ -268,6 +274,41 @@ async fn account(settings: &Settings, command: AccountCommand) -> anyhow::Result
                 println!(
                     "{}\t{}\t{}",
                     account.app_id, account.wxid, account.nick_name
+                );
+            }
+        }
+        AccountCommand::Show { app_id, token } => {
+            let owner = owner(token).await?;
+            let app_id =
+                AppId::parse(Some(app_id)).map_err(|e| anyhow::anyhow!("bad appId: {e:?}"))?;
+            let profiles = Profiles::new(repo, storage, Clock::system()).await?;
+            let a = accounts.profile(owner, &app_id).await?;
+            println!("appId\t{}", a.app_id);
+            println!("wxid\t{}", a.wxid);
+            println!("nickName\t{}", a.nick_name);
+            println!("alias\t{}", a.alias);
+            println!("mobile\t{}", a.mobile);
+            println!("uin\t{}", a.uin);
+            println!("sex\t{}", a.sex);
+            println!("country\t{}", a.country);
+            println!("province\t{}", a.province);
+            println!("city\t{}", a.city);
+            println!("signature\t{}", a.signature);
+            println!("regCountry\t{}", a.reg_country);
+            println!("snsBgImg\t{}", a.sns_bg_img);
+            println!("avatar\t{}", a.avatar_id);
+            for p in profiles.privacy_settings(owner, &app_id).await? {
+                println!(
+                    "privacy\t{}\t{}\t{}",
+                    p.option,
+                    if p.open { "open" } else { "closed" },
+                    p.updated_at
+                );
+            }
+            for d in profiles.login_devices(owner, &app_id).await? {
+                println!(
+                    "device\t{}\t{}\t{}\t{}",
+                    d.uuid, d.device_name, d.device_type, d.last_time
                 );
             }
         }

@@ -13,7 +13,7 @@ use url::Url;
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::{Issuing, Tokens};
 use crate::config::{ConnectionLimits, Settings, Storage, TokenIssuing};
-use crate::domain::{Accounts, AvatarUpdater, Clock, Logins, Repository};
+use crate::domain::{Accounts, AvatarUpdater, Clock, Logins, Profiles, Repository};
 use crate::fetch::Fetcher;
 use crate::repo::{PgRepo, SqliteRepo};
 use crate::storage::BlobStore;
@@ -78,6 +78,9 @@ pub async fn open_services(
     let Outside { fetcher, clock } = outside;
     let repo = open_repo(settings).await?;
     let storage = open_storage(settings)?;
+    let profiles = Profiles::new(repo.clone(), storage.clone(), clock.clone())
+        .await
+        .context("cannot read the server secret")?;
     Ok(Services {
         tokens: Tokens::new(repo.clone(), clock.clone()),
         accounts: Accounts::new(repo.clone(), storage.clone(), clock.clone()),
@@ -94,6 +97,7 @@ pub async fn open_services(
             settings.avatar_config(),
             clock,
         ),
+        profiles,
         avatar_urls: AvatarUrls::new(public_url),
         token_issuing: token_issuing(settings),
         body_timeout: settings.connection_limits().body_timeout,

@@ -163,6 +163,9 @@ impl ApiError {
             DomainError::InvalidInput(detail) => {
                 ApiError::with_detail(failed, "invalid-input", detail)
             }
+            DomainError::InvalidField { detail, .. } => {
+                ApiError::with_detail(failed, "invalid-field", detail)
+            }
             DomainError::Avatar(AvatarError::Worker(cause)) => ApiError::internal(cause),
             DomainError::Avatar(err) => {
                 let (code, detail) = avatar_error_detail(&err);

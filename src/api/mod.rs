@@ -7,6 +7,7 @@ mod health;
 mod login;
 pub mod middleware;
 mod mmhead;
+pub mod not_implemented;
 pub mod openapi;
 mod personal;
 mod tools;
@@ -22,7 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use envelope::{ApiError, DataOrError, Envelope, ErrorDetail, JSON_UTF8};
 
 use crate::auth::{Issuing, Tokens};
-use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Logins, Repository};
+use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Logins, Profiles, Repository};
 use crate::storage::BlobStore;
 
 /// Cloud GeWe and self-hosted Gewechat put the same routes under different prefixes.
@@ -39,6 +40,7 @@ pub struct Services {
     pub accounts: Accounts,
     pub avatars: AvatarUpdater,
     pub logins: Logins,
+    pub profiles: Profiles,
     pub avatar_urls: AvatarUrls,
     pub token_issuing: Issuing,
     /// How long a client may take to send a request body.
@@ -91,18 +93,32 @@ fn gewe_actions() -> OpenApiRouter<AppState> {
         .routes(routes!(login::device_list::device_list))
         .routes(routes!(personal::get_profile::get_profile))
         .routes(routes!(personal::update_head_img::update_head_img))
+        .routes(routes!(personal::update_profile::update_profile))
+        .routes(routes!(personal::get_qr_code::get_qr_code))
+        .routes(routes!(personal::get_safety_info::get_safety_info))
+        .routes(routes!(personal::privacy_settings::privacy_settings))
 }
 
 /// The whole surface, routes and document together.
 fn surface() -> OpenApiRouter<AppState> {
     let mut surface = OpenApiRouter::with_openapi(openapi::base_document());
     for prefix in PREFIXES {
-        surface = surface.nest(prefix, gewe_actions());
+        let actions = gewe_actions();
+        let fallbacks = not_implemented::routes(&actions);
+        surface = surface.nest(prefix, actions.merge(fallbacks));
     }
     surface
         .routes(routes!(mmhead::serve_variant))
         .routes(routes!(health::alive))
         .routes(routes!(health::ready))
+}
+
+/// `docs/coverage.md` as the router makes it: every GeWe route, implemented or not.
+pub fn coverage_markdown() -> String {
+    not_implemented::coverage_markdown(&not_implemented::registered(
+        gewe_actions().get_openapi(),
+        "",
+    ))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -52,6 +52,21 @@ pub(super) fn base_document() -> OpenApiDoc {
 /// Every GeWe route is registered under both prefixes; operation ids must be
 /// unique, so the self-hosted copies get their own, and are listed after the rest.
 pub(super) fn finish(mut doc: OpenApiDoc) -> OpenApiDoc {
+    let missing =
+        super::not_implemented::missing(&super::not_implemented::registered(&doc, PREFIXES[0]));
+    let listed = missing
+        .iter()
+        .map(|(route, _)| format!("`{route}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    doc.info.description = Some(format!(
+        "{}\n\nThe other {} GeWe routes are not implemented yet: under both prefixes they \
+         answer HTTP 200 with `{{\"ret\":500,\"msg\":\"<route> 未实现\",\"data\":\
+         {{\"code\":\"not-implemented\",\"msg\":\"gewe-server does not implement <route> yet\"}}}}` \
+         and are not listed as paths here: {listed}.",
+        doc.info.description.take().unwrap_or_default(),
+        missing.len(),
+    ));
     let self_hosted = PREFIXES[1];
     let (copies, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut doc.paths.paths)
         .into_iter()

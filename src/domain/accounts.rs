@@ -4,8 +4,8 @@ use rand::Rng;
 
 use super::avatars::persist_avatar;
 use super::{
-    AccountRecord, AppId, AvatarRecord, Clock, DomainError, FieldError, HistoryEntry, LoginState,
-    Repository, StoreError, TokenId, Wxid,
+    AccountRecord, AppId, AvatarRecord, Clock, DomainError, FieldError, HistoryEntry, LoginDevice,
+    LoginState, Repository, StoreError, TokenId, Wxid,
 };
 use crate::imaging;
 use crate::storage::BlobStore;
@@ -26,6 +26,17 @@ pub struct AccountDraft {
 
 /// An account's profile as GeWe's getProfile describes it, with the avatar as an id.
 pub type Profile = AccountRecord;
+
+/// The device an account created here "logged in" from: an iPad, as GeWe's own
+/// devices are, with a fresh 32-hex uuid.
+fn first_login_device(now: i64) -> LoginDevice {
+    LoginDevice {
+        uuid: hex::encode(rand::random::<[u8; 16]>()),
+        device_name: "iPad".to_owned(),
+        device_type: "iPad iOS17.2".to_owned(),
+        last_time: now,
+    }
+}
 
 #[derive(Clone)]
 pub struct Accounts {
@@ -82,7 +93,12 @@ impl Accounts {
             avatar_id: avatar.id,
         };
         let now = self.clock.unix_now();
-        match self.repo.insert_account(owner, &record, &avatar, now).await {
+        let device = first_login_device(now);
+        match self
+            .repo
+            .insert_account_with_device(owner, &record, &avatar, &device, now)
+            .await
+        {
             Ok(()) => Ok(record),
             Err(StoreError::Conflict(_)) => Err(DomainError::WxidTaken(record.wxid.to_string())),
             Err(e) => Err(e.into()),
@@ -107,16 +123,7 @@ impl Accounts {
         owner: TokenId,
         app_id: &AppId,
     ) -> Result<Profile, DomainError> {
-        let device = self
-            .repo
-            .find_device(app_id)
-            .await?
-            .filter(|d| d.owner == owner)
-            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
-        if device.state != LoginState::Online || device.wxid.is_none() {
-            return Err(DomainError::Offline);
-        }
-        self.profile(owner, app_id).await
+        online_account(self.repo.as_ref(), owner, app_id).await
     }
 
     /// Whether `owner`'s device `app_id` is logged in (checkOnline).
@@ -173,4 +180,25 @@ pub(super) async fn identicon_avatar(
 /// A new account's random `uin`.
 pub(super) fn new_uin() -> i64 {
     rand::rng().random_range(1..=i64::from(i32::MAX))
+}
+
+/// The account of `owner`'s device `app_id`, if it is logged in: every GeWe call
+/// that acts as the account needs this (`微信已离线` otherwise). A device of
+/// another tenant is reported exactly like one that does not exist.
+pub(super) async fn online_account(
+    repo: &dyn Repository,
+    owner: TokenId,
+    app_id: &AppId,
+) -> Result<Profile, DomainError> {
+    let device = repo
+        .find_device(app_id)
+        .await?
+        .filter(|d| d.owner == owner)
+        .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
+    if device.state != LoginState::Online || device.wxid.is_none() {
+        return Err(DomainError::Offline);
+    }
+    repo.find_account(owner, app_id)
+        .await?
+        .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
 }

@@ -375,20 +375,23 @@ impl Logins {
         self.logged_in(&done).await.map(Some)
     }
 
-    /// THE call site for the login-device list of `personal/getSafetyInfo`: each
-    /// completed login records (uuid, name, type, time) here. The personal
-    /// module's `LoginDeviceStore::record_login_device(app_id, uuid, name, type,
-    /// now)` is called from this one place once it is merged.
+    /// Each completed login becomes a login device (uuid, name, type, time), as
+    /// `personal/getSafetyInfo` lists them.
     async fn record_login_device(
         &self,
         session: &LoginSessionRecord,
         now: i64,
     ) -> Result<(), DomainError> {
         let name = login_device_name(&session.device_type);
-        tracing::debug!(
-            app_id = %session.app_id, uuid = %session.uuid, name, device_type = %session.device_type, now,
-            "login device (recorded once LoginDeviceStore is merged)"
-        );
+        self.repo
+            .record_login_device(
+                &session.app_id,
+                &session.uuid,
+                name,
+                &session.device_type,
+                now,
+            )
+            .await?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 //! of the server never re-checks them, and the store trait with its records. It
 //! imports no other room of the crate; every room may use it.
 //!
-//! **Services** (`accounts`, `avatars`): the operations, using `fetch`, `imaging`
+//! **Services** (`accounts`, `avatars`, `profile`): the operations, using `fetch`, `imaging`
 //! and `storage` below them and the store through its trait.
 
 mod accounts;
@@ -15,6 +15,7 @@ mod clock;
 mod fetchable_url;
 mod ids;
 mod login;
+mod profile;
 mod store;
 
 pub use accounts::{AccountDraft, Accounts, Profile};
@@ -27,11 +28,15 @@ pub use login::{
     LoginCheck, LoginConfig, LoginError, LoginInfo, LoginQr, Logins, MIN_EXPIRED_TIME_DONE,
     ScanMode, login_device_name,
 };
+pub use profile::{
+    PRIVACY_OPTIONS, ProfileUpdate, Profiles, QrCard, nick_name_units, signature_units,
+};
 pub use store::{
     AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, DeviceRecord,
-    DeviceStore, HistoryEntry, InstanceTokenStore, LoginSessionRecord, LoginSessionStore,
-    LoginStage, LoginState, RecentChanges, Repository, Scanner, SecretStore, StoreError, TokenId,
-    TokenStore,
+    DeviceStore, HistoryEntry, InstanceTokenStore, LoginDevice, LoginDeviceStore,
+    LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, PrivacySetting, ProfileChange,
+    ProfileFieldChange, ProfileStore, RecentChanges, Repository, Scanner, SecretStore, StoreError,
+    TokenId, TokenStore,
 };
 
 use crate::storage::StorageError;
@@ -52,6 +57,9 @@ pub enum DomainError {
     Login(#[from] LoginError),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A request field breaks a rule: the GeWe field name and what is wrong.
+    #[error("invalid {field}: {detail}")]
+    InvalidField { field: &'static str, detail: String },
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]

@@ -87,6 +87,8 @@ pub enum AvatarChange {
 pub trait Repository:
     TokenStore
     + AccountStore
+    + ProfileStore
+    + LoginDeviceStore
     + SecretStore
     + InstanceTokenStore
     + DeviceStore
@@ -347,4 +349,105 @@ pub trait LoginSessionStore {
         new_account: Option<(&AccountRecord, &AvatarRecord)>,
         now: i64,
     ) -> Result<bool, StoreError>;
+}
+
+/// The profile fields updateProfile may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileChange {
+    pub nick_name: Option<String>,
+    pub country: Option<String>,
+    pub province: Option<String>,
+    pub city: Option<String>,
+    pub sex: Option<i64>,
+    pub signature: Option<String>,
+}
+
+/// One profile field as one updateProfile call changed it (a `profile_history` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileFieldChange {
+    /// The GeWe field name: `nickName`, `country`, `province`, `city`, `sex`, `signature`.
+    pub field: String,
+    pub old_value: String,
+    pub new_value: String,
+    pub changed_at: i64,
+}
+
+/// One privacySettings option as last set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrivacySetting {
+    pub option: i64,
+    pub open: bool,
+    pub updated_at: i64,
+}
+
+/// A device an account has logged in from (getSafetyInfo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginDevice {
+    /// 32 lowercase hex characters.
+    pub uuid: String,
+    pub device_name: String,
+    pub device_type: String,
+    /// Unix seconds of the last login from this device.
+    pub last_time: i64,
+}
+
+/// Profile changes (with their history) and privacy settings.
+#[async_trait]
+pub trait ProfileStore {
+    /// Applies `change` to the account if `owner` owns it, and appends one
+    /// `profile_history` row per field whose value actually changed, in one
+    /// transaction. Returns the fields changed, or `None` when the account is not
+    /// `owner`'s.
+    async fn update_profile(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        change: &ProfileChange,
+        now: i64,
+    ) -> Result<Option<Vec<ProfileFieldChange>>, StoreError>;
+
+    /// Every profile change of the account, oldest first (callers check ownership).
+    async fn profile_history(&self, app_id: &AppId) -> Result<Vec<ProfileFieldChange>, StoreError>;
+
+    /// Sets one privacy option (callers check ownership).
+    async fn set_privacy(
+        &self,
+        app_id: &AppId,
+        option: i64,
+        open: bool,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The options ever set, by option number.
+    async fn privacy_settings(&self, app_id: &AppId) -> Result<Vec<PrivacySetting>, StoreError>;
+}
+
+/// The devices accounts log in from.
+#[async_trait]
+pub trait LoginDeviceStore {
+    /// Creates the account like [`AccountStore::insert_account`] and records its
+    /// first login device, in the same transaction.
+    async fn insert_account_with_device(
+        &self,
+        owner: TokenId,
+        account: &AccountRecord,
+        avatar: &AvatarRecord,
+        device: &LoginDevice,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Records a login of `app_id` from device `uuid` at `now`: a new device is
+    /// added, a known one gets the new name, type and `last_time` (callers check
+    /// ownership).
+    async fn record_login_device(
+        &self,
+        app_id: &AppId,
+        uuid: &str,
+        device_name: &str,
+        device_type: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The account's login devices, newest login first.
+    async fn login_devices(&self, app_id: &AppId) -> Result<Vec<LoginDevice>, StoreError>;
 }

@@ -14,6 +14,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         include_str!("../../migrations/postgres/0001_init.sql"),
     ),
     (
+        2,
+        "personal",
+        include_str!("../../migrations/postgres/0002_personal.sql"),
+    ),
+    (
         3,
         "login",
         include_str!("../../migrations/postgres/0003_login.sql"),
@@ -52,3 +57,4 @@ impl PgRepo {
 
 super::sql::impl_store!(PgRepo, sqlx::Postgres, for_update = " FOR UPDATE");
 super::sql_login::impl_login_store!(PgRepo, sqlx::Postgres);
+super::sql_personal::impl_personal_store!(PgRepo, sqlx::Postgres, for_update = " FOR UPDATE");

@@ -74,11 +74,7 @@ macro_rules! impl_store {
                 now: i64,
             ) -> Result<(), $crate::domain::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                insert_avatar(&mut tx, avatar, now).await?;
-                insert_account_row(&mut tx, owner, account, avatar, now)
-                    .await
-                    .map_err(|e| super::conflict_or(e, "wxid"))?;
-                append_history(&mut tx, &account.app_id, avatar.id, None, now).await?;
+                insert_account_rows(&mut tx, owner, account, avatar, now).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -230,14 +226,16 @@ macro_rules! impl_store {
             }
         }
 
-        /// The account's row (its avatar row must exist already in `tx`).
-        async fn insert_account_row(
+        /// The account, its first avatar and first history row, inside `tx` (other
+        /// store parts add their first rows to the same transaction).
+        async fn insert_account_rows(
             tx: &mut sqlx::Transaction<'_, $db>,
             owner: $crate::domain::TokenId,
             account: &$crate::domain::AccountRecord,
             avatar: &$crate::domain::AvatarRecord,
             now: i64,
-        ) -> Result<(), sqlx::Error> {
+        ) -> Result<(), $crate::domain::StoreError> {
+            insert_avatar(tx, avatar, now).await?;
             sqlx::query(
                 "INSERT INTO accounts (app_id, token_id, wxid, nick_name, alias, mobile, uin, \
                  sex, province, city, signature, country, reg_country, sns_bg_img, avatar_id, \
@@ -261,7 +259,9 @@ macro_rules! impl_store {
             .bind(avatar.id.to_string())
             .bind(now)
             .execute(&mut **tx)
-            .await?;
+            .await
+            .map_err(|e| super::conflict_or(e, "wxid"))?;
+            append_history(tx, &account.app_id, avatar.id, None, now).await?;
             Ok(())
         }
 

@@ -3,8 +3,7 @@
 //! `impl_login_store!` implements `SecretStore`, `InstanceTokenStore`,
 //! `DeviceStore` and `LoginSessionStore` for one engine's repository type (a
 //! struct with a `pool: sqlx::Pool<$db>` field). It is invoked next to
-//! `impl_store!`, whose `insert_avatar`, `insert_account_row` and
-//! `append_history` it shares, so an account is written by one statement.
+//! `impl_store!`, whose `insert_account_rows` it shares, so an account is written by one statement.
 
 /// `SELECT <every login_sessions column> FROM login_sessions <rest>`.
 macro_rules! select_login_sessions {
@@ -334,11 +333,7 @@ macro_rules! impl_login_store {
                     return Ok(false);
                 }
                 if let Some((account, avatar)) = new_account {
-                    insert_avatar(&mut tx, avatar, now).await?;
-                    insert_account_row(&mut tx, owner, account, avatar, now)
-                        .await
-                        .map_err(|e| super::conflict_or(e, "wxid"))?;
-                    append_history(&mut tx, &account.app_id, avatar.id, None, now).await?;
+                    insert_account_rows(&mut tx, owner, account, avatar, now).await?;
                 }
                 sqlx::query(
                     "INSERT INTO devices (app_id, token_id, wxid, login_state, created_at, updated_at) \

@@ -14,6 +14,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         include_str!("../../migrations/sqlite/0001_init.sql"),
     ),
     (
+        2,
+        "personal",
+        include_str!("../../migrations/sqlite/0002_personal.sql"),
+    ),
+    (
         3,
         "login",
         include_str!("../../migrations/sqlite/0003_login.sql"),
@@ -53,3 +58,4 @@ impl SqliteRepo {
 
 super::sql::impl_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
 super::sql_login::impl_login_store!(SqliteRepo, sqlx::Sqlite);
+super::sql_personal::impl_personal_store!(SqliteRepo, sqlx::Sqlite, for_update = "");

@@ -164,3 +164,77 @@ async fn the_cli_and_a_running_server_share_the_data_dir() {
     let big = profile["bigHeadImgUrl"].as_str().unwrap();
     assert_eq!(app.client.get(big).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn account_show_prints_profile_privacy_settings_and_login_devices() {
+    // The server first: it attaches the test backend to the data dir the CLI uses.
+    let app = crate::helpers::spawn_app().await;
+    let data_dir = app.data_dir.clone();
+    let cli = move |args: Vec<String>| {
+        let data_dir = data_dir.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                gewe(&data_dir, &args)
+            })
+            .await
+            .unwrap()
+            .trim_end()
+            .to_owned()
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let token = cli(args(&["token", "create"])).await;
+    let app_id = cli(args(&[
+        "account",
+        "create",
+        "--token",
+        &token,
+        "--nickname",
+        "小助手",
+    ]))
+    .await;
+    for (option, open) in [(4, false), (39, true)] {
+        let envelope = app
+            .call(
+                "/gewe/v2/api/personal/privacySettings",
+                Some(&token),
+                serde_json::json!({"appId": app_id, "option": option, "open": open}),
+            )
+            .await;
+        assert_eq!(envelope["ret"], 200, "{envelope}");
+    }
+
+    let shown = cli(args(&["account", "show", &app_id, "--token", &token])).await;
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(
+        lines.contains(&format!("appId\t{app_id}").as_str()),
+        "{shown}"
+    );
+    assert!(lines.contains(&"nickName\t小助手"), "{shown}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("wxid\twxid_")),
+        "{shown}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("privacy\t4\tclosed\t")),
+        "{shown}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("privacy\t39\topen\t")),
+        "{shown}"
+    );
+    let devices: Vec<_> = lines.iter().filter(|l| l.starts_with("device\t")).collect();
+    assert_eq!(devices.len(), 1, "{shown}");
+    assert!(devices[0].contains("\tiPad\tiPad iOS17.2\t"), "{shown}");
+
+    // Another token's account does not exist for this one.
+    let other = cli(args(&["token", "create"])).await;
+    let data_dir = app.data_dir.clone();
+    let err = tokio::task::spawn_blocking(move || {
+        gewe_fails(&data_dir, &["account", "show", &app_id, "--token", &other])
+    })
+    .await
+    .unwrap();
+    assert!(err.contains("not found"), "{err}");
+}
