@@ -11,7 +11,9 @@
 mod accounts;
 mod avatar_id;
 mod avatars;
+mod callbacks;
 mod clock;
+mod events;
 mod fetchable_url;
 mod ids;
 mod store;
@@ -19,12 +21,15 @@ mod store;
 pub use accounts::{AccountDraft, Accounts, Profile};
 pub use avatar_id::{AvatarId, AvatarSize};
 pub use avatars::{AvatarError, AvatarUpdater, AvatarUpdaterConfig, ChangeLimit};
+pub use callbacks::{CallbackError, Callbacks, callback_failure};
 pub use clock::{Clock, ManualClock};
+pub use events::{EventType, NewEvent, TEST_MSG, test_ping};
 pub use fetchable_url::{BadUrlReason, MAX_URL_LEN, check_url};
 pub use ids::{AppId, FieldError, HeadImgUrl, Wxid};
 pub use store::{
-    AccountRecord, AccountStore, AvatarChange, AvatarRecord, HistoryEntry, RecentChanges,
-    Repository, StoreError, TokenId, TokenStore,
+    AccountRecord, AccountStore, AvatarChange, AvatarRecord, CallbackStore, HistoryEntry, Lease,
+    OutboxEvent, OutboxState, OutboxStore, RecentChanges, Repository, StoreError, TokenId,
+    TokenStore,
 };
 
 use crate::storage::StorageError;

@@ -7,6 +7,7 @@
 
 mod postgres;
 mod sql;
+mod sql_outbox;
 mod sqlite;
 
 use std::borrow::Cow;

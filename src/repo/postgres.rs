@@ -7,11 +7,18 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use super::{EmbeddedMigrations, migrator};
 use crate::domain::StoreError;
 
-const MIGRATIONS: &EmbeddedMigrations = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &EmbeddedMigrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        4,
+        "callbacks",
+        include_str!("../../migrations/postgres/0004_callbacks.sql"),
+    ),
+];
 
 /// Connections one instance keeps at most; instances × this must stay under the
 /// server's `max_connections`.
@@ -41,3 +48,8 @@ impl PgRepo {
 }
 
 super::sql::impl_store!(PgRepo, sqlx::Postgres, for_update = " FOR UPDATE");
+super::sql_outbox::impl_outbox!(
+    PgRepo,
+    sqlx::Postgres,
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+);

@@ -7,11 +7,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::{EmbeddedMigrations, migrator};
 use crate::domain::StoreError;
 
-const MIGRATIONS: &EmbeddedMigrations = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &EmbeddedMigrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        4,
+        "callbacks",
+        include_str!("../../migrations/sqlite/0004_callbacks.sql"),
+    ),
+];
 
 /// The embedded default: one SQLite file in WAL mode, shared safely with the CLI
 /// while the server runs (writers wait on each other instead of failing).
@@ -40,3 +47,4 @@ impl SqliteRepo {
 }
 
 super::sql::impl_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
+super::sql_outbox::impl_outbox!(SqliteRepo, sqlx::Sqlite, skip_locked = "");
