@@ -11,7 +11,8 @@ use url::Url;
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::Tokens;
 use crate::config::{Settings, Storage};
-use crate::domain::{Accounts, AvatarUpdater, Clock, Repository};
+use crate::delivery::{Dispatcher, DispatcherConfig};
+use crate::domain::{Accounts, AvatarUpdater, Callbacks, Clock, Repository};
 use crate::fetch::Fetcher;
 use crate::repo::{PgRepo, SqliteRepo};
 use crate::storage::BlobStore;
@@ -68,6 +69,22 @@ impl Outside {
     }
 }
 
+/// The dispatcher's pace, from the settings.
+pub fn dispatcher_config(settings: &Settings) -> DispatcherConfig {
+    let defaults = DispatcherConfig::default();
+    let attempt_secs = i64::try_from(settings.callback_timeout_ms / 1000).unwrap_or(i64::MAX);
+    DispatcherConfig {
+        // A lease outlives any one attempt by a wide margin.
+        lease_secs: defaults.lease_secs.max(attempt_secs.saturating_mul(4)),
+        max_in_flight: settings.callback_concurrency.max(1),
+        retry_base_secs: settings.callback_retry_base_secs.max(1),
+        retry_cap_secs: settings.callback_retry_cap_secs.max(1),
+        max_age_secs: settings.callback_max_age_secs.max(0),
+        prune_after_days: settings.callback_prune_days.max(0),
+        ..defaults
+    }
+}
+
 pub async fn open_services(
     settings: &Settings,
     public_url: &Url,
@@ -76,7 +93,12 @@ pub async fn open_services(
     let Outside { fetcher, clock } = outside;
     let repo = open_repo(settings).await?;
     let storage = open_storage(settings)?;
+    // Callbacks go out over the same network as picture fetches, with their own
+    // allow list and limits.
+    let callback_fetcher = fetcher.reconfigured(settings.callback_fetch_config());
     Ok(Services {
+        callbacks: Callbacks::new(repo.clone(), callback_fetcher, clock.clone()),
+
         tokens: Tokens::new(repo.clone(), clock.clone()),
         accounts: Accounts::new(repo.clone(), storage.clone(), clock.clone()),
         avatars: AvatarUpdater::new(
@@ -98,6 +120,7 @@ pub struct Application {
     local_addr: SocketAddr,
     public_url: Url,
     state: AppState,
+    dispatcher: Dispatcher,
 }
 
 impl Application {
@@ -113,12 +136,23 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
         let public_url = settings.public_url_for(local_addr);
+        let callback_fetcher = outside
+            .fetcher
+            .reconfigured(settings.callback_fetch_config());
+        let clock = outside.clock.clone();
         let services = open_services(settings, &public_url, outside).await?;
+        let dispatcher = Dispatcher::new(
+            services.repo.clone(),
+            callback_fetcher,
+            clock,
+            dispatcher_config(settings),
+        );
         Ok(Application {
             listener,
             local_addr,
             public_url,
             state: AppState::new(services),
+            dispatcher,
         })
     }
 
@@ -144,9 +178,13 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr, public_url = %self.public_url, "gewe-server listening");
-        axum::serve(self.listener, api::router(self.state))
+        // The callback dispatcher runs as long as the server does.
+        let dispatcher = self.dispatcher.start();
+        let served = axum::serve(self.listener, api::router(self.state))
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        dispatcher.stop().await;
+        served
     }
 }
 

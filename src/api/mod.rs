@@ -22,7 +22,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use envelope::{ApiError, DataOrError, Envelope, ErrorDetail, JSON_UTF8};
 
 use crate::auth::Tokens;
-use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Repository};
+use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Callbacks, Repository};
 use crate::storage::BlobStore;
 
 /// Cloud GeWe and self-hosted Gewechat put the same routes under different prefixes.
@@ -38,6 +38,7 @@ pub struct Services {
     pub tokens: Tokens,
     pub accounts: Accounts,
     pub avatars: AvatarUpdater,
+    pub callbacks: Callbacks,
     pub avatar_urls: AvatarUrls,
     pub token_issuing: bool,
 }
@@ -79,6 +80,8 @@ impl AvatarUrls {
 fn gewe_actions() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tools::get_token_id::get_token_id))
+        .routes(routes!(tools::set_callback::set_callback))
+        .routes(routes!(login::set_callback::login_set_callback))
         .routes(routes!(login::check_online::check_online))
         .routes(routes!(login::device_list::device_list))
         .routes(routes!(personal::get_profile::get_profile))

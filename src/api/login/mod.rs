@@ -2,3 +2,4 @@
 
 pub(super) mod check_online;
 pub(super) mod device_list;
+pub(super) mod set_callback;
