@@ -6,13 +6,15 @@
 #[path = "../common/mod.rs"]
 #[allow(dead_code)]
 mod common;
-use common::{helpers, image_host, pictures, services};
+use common::{helpers, image_host, pictures, receiver, services};
 
+mod callbacks;
 mod cli;
 mod concurrency;
 mod envelope;
 mod login;
 mod openapi;
+mod outbox_contract;
 mod overload;
 mod profile;
 mod requests;
