@@ -1,7 +1,9 @@
 """Schemathesis hooks for the contract runs (loaded through SCHEMATHESIS_HOOKS).
 
-Generated bodies keep their shape, but a real appId, a real token and a picture on
-loopback are swapped in where the fields are present, so the tester reaches the
+Generated bodies keep their shape, but a real appId, a real token, a picture on
+loopback and a callback receiver on loopback are swapped in where the fields are
+present (setCallback pings its URL before answering, so a random URL would only
+ever reach the error path), so the tester reaches the
 success path and not only the error paths. Every GeWe answer is logged, so the
 script can prove the success path was reached.
 """
@@ -14,6 +16,7 @@ import schemathesis
 TOKEN = os.environ["GEWE_CONTRACT_TOKEN"]
 APP_ID = os.environ["GEWE_CONTRACT_APP_ID"]
 PICTURE_URL = os.environ["GEWE_CONTRACT_PICTURE_URL"]
+CALLBACK_URL = os.environ["GEWE_CONTRACT_CALLBACK_URL"]
 LOG = os.environ["GEWE_CONTRACT_LOG"]
 
 
@@ -31,12 +34,16 @@ def map_body(context, body):
             body["appId"] = APP_ID
         if isinstance(body.get("headImgUrl"), str):
             body["headImgUrl"] = PICTURE_URL
+        if isinstance(body.get("callbackUrl"), str):
+            body["callbackUrl"] = CALLBACK_URL
+        if isinstance(body.get("token"), str):
+            body["token"] = TOKEN
     return body
 
 
 @schemathesis.hook
 def after_call(context, case, response):
-    if not case.path.split("/")[-1] in ("updateHeadImg", "getProfile", "getTokenId"):
+    if not case.path.split("/")[-1] in ("updateHeadImg", "getProfile", "getTokenId", "setCallback"):
         return
     try:
         ret = json.loads(response.content).get("ret")
