@@ -571,7 +571,7 @@ fn gewe(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn the_cli_lists_deliveries_and_retries_one() {
-    let (setup, _hand) = manual_setup();
+    let (setup, hand) = manual_setup();
     let app = spawn_app_with(setup).await;
     let token = app.new_token().await;
     let app_id = app.new_account(&token).await;
@@ -625,7 +625,9 @@ async fn the_cli_lists_deliveries_and_retries_one() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // The CLI's clock is the system's; the server's manual clock started there too.
+    // The CLI made it due at the system's "now"; the server's manual clock
+    // started at the system time and has stood still since: move it past that.
+    hand.advance(Duration::from_secs(60));
     receiver.wait_for(3, PATIENCE).await;
     let output = gewe(&app.data_dir, &["callbacks", "retry", "999999"]);
     assert!(!output.status.success());
