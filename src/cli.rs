@@ -11,7 +11,9 @@ use url::Url;
 use crate::auth::Tokens;
 use crate::backup;
 use crate::config::{DatabaseUrl, Overrides, Settings};
-use crate::domain::{AccountDraft, Accounts, AppId, Clock, Logins, Profiles};
+use crate::domain::{
+    AccountDraft, Accounts, AppId, Clock, Logins, OutboxEvent, OutboxState, Profiles,
+};
 use crate::imaging::{self, AvatarSize};
 use crate::startup::{Application, open_repo, open_storage};
 use crate::telemetry;
@@ -76,6 +78,9 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Inspect and retry callback deliveries (the outbox).
+    #[command(subcommand)]
+    Callbacks(CallbacksCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +100,21 @@ enum LoginCommand {
         #[arg(long)]
         captcha: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CallbacksCommand {
+    /// A token's deliveries, newest first: id, appId, type, attempts, last
+    /// error, next try, state (tab-separated).
+    List {
+        #[arg(long)]
+        token: String,
+        /// Only the events given up (past their maximum age).
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Make an event due now, with a fresh retry window.
+    Retry { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,8 +239,79 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{app_id}");
         }
         Command::Image(ImageCommand::Render { file, out }) => render(&settings, &file, &out)?,
+        Command::Callbacks(command) => callbacks(&settings, command).await?,
     }
     Ok(())
+}
+
+async fn callbacks(settings: &Settings, command: CallbacksCommand) -> anyhow::Result<()> {
+    let repo = open_repo(settings).await?;
+    match command {
+        CallbacksCommand::List { token, failed } => {
+            let owner = Tokens::new(repo.clone(), Clock::system())
+                .authenticate(Some(&token))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("unknown token (create one with `gewe token create`)")
+                })?;
+            println!("id\tappId\ttype\tattempts\tlast error\tnext try\tstate");
+            for event in repo.list_events(owner, failed, 1000).await? {
+                println!("{}", delivery_line(&event));
+            }
+        }
+        CallbacksCommand::Retry { id } => {
+            if !repo.retry_event(id, Clock::system().unix_now()).await? {
+                match repo.find_event(id).await? {
+                    None => bail!("no callback event {id}"),
+                    Some(e) if e.state == OutboxState::Delivered => {
+                        bail!("callback event {id} was already delivered")
+                    }
+                    Some(_) => bail!("callback event {id} is being delivered right now"),
+                }
+            }
+            println!("callback event {id} is due now");
+        }
+    }
+    Ok(())
+}
+
+/// One `callbacks list` line.
+fn delivery_line(event: &OutboxEvent) -> String {
+    let next = match event.state {
+        OutboxState::Pending => utc(event.next_attempt_at),
+        OutboxState::Delivered | OutboxState::Failed => "-".to_owned(),
+    };
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        event.id,
+        event.app_id,
+        event.type_name,
+        event.attempts,
+        event.last_error.as_deref().unwrap_or("-"),
+        next,
+        event.state.as_str()
+    )
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+fn utc(secs: i64) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 async fn account(settings: &Settings, command: AccountCommand) -> anyhow::Result<()> {
@@ -351,4 +442,14 @@ fn render(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_unix_seconds() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc(1_764_103_200), "2025-11-25T20:40:00Z");
+        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
+    }
 }

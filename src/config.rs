@@ -82,6 +82,27 @@ pub struct Settings {
     pub login_captcha: Option<String>,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// Networks callbacks may be sent to although not global. Unset: loopback
+    /// while the server listens on loopback only (bots run next to it), else
+    /// none. Set (even empty): exactly these.
+    #[serde(
+        default,
+        deserialize_with = "optional_nets",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub callback_allow_nets: Option<Vec<IpNet>>,
+    /// Time limit of one callback POST (the setCallback ping included), as GeWe's 3 s.
+    pub callback_timeout_ms: u64,
+    /// First retry delay of an undelivered event; doubles per attempt.
+    pub callback_retry_base_secs: i64,
+    /// Longest delay between two attempts.
+    pub callback_retry_cap_secs: i64,
+    /// An event not delivered by this age is kept as failed.
+    pub callback_max_age_secs: i64,
+    /// Delivered events are deleted this many days after delivery.
+    pub callback_prune_days: i64,
+    /// Callback deliveries in flight at once (each to a different device).
+    pub callback_concurrency: usize,
 }
 
 /// How the listener treats connections (see the `*_timeout_ms`,
@@ -138,6 +159,9 @@ impl<'de> Deserialize<'de> for TokenIssuing {
         deserializer.deserialize_any(Visitor)
     }
 }
+
+/// Largest callback response body read; the rest is dropped unread.
+pub const CALLBACK_MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 
 /// Where avatar blobs live: one of two complete choices, never a mix.
 ///
@@ -377,6 +401,13 @@ impl Default for Settings {
             login_scan: ScanMode::Auto,
             login_captcha: None,
             log_format: LogFormat::Text,
+            callback_allow_nets: None,
+            callback_timeout_ms: 3000,
+            callback_retry_base_secs: 2,
+            callback_retry_cap_secs: 600,
+            callback_max_age_secs: 24 * 60 * 60,
+            callback_prune_days: 7,
+            callback_concurrency: 32,
         }
     }
 }
@@ -469,6 +500,32 @@ impl Settings {
         }
     }
 
+    /// The callback allow list in force: the setting, or loopback while
+    /// listening on loopback only.
+    pub fn callback_allow_nets(&self) -> Vec<IpNet> {
+        match &self.callback_allow_nets {
+            Some(nets) => nets.clone(),
+            None if self.listen.ip().is_loopback() => vec![
+                "127.0.0.0/8".parse().expect("a network"),
+                "::1/128".parse().expect("a network"),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// The callback sender's limits: its own allow list, no redirects, a
+    /// small body cap, one time limit for connect and answer.
+    pub fn callback_fetch_config(&self) -> FetchConfig {
+        let limit = Duration::from_millis(self.callback_timeout_ms);
+        FetchConfig {
+            allow_nets: self.callback_allow_nets(),
+            connect_timeout: limit,
+            total_timeout: limit,
+            max_bytes: CALLBACK_MAX_RESPONSE_BYTES,
+            max_redirects: 0,
+        }
+    }
+
     pub fn avatar_config(&self) -> AvatarUpdaterConfig {
         let defaults = AvatarUpdaterConfig::default();
         AvatarUpdaterConfig {
@@ -508,6 +565,12 @@ fn optional_code<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
             Code::Number(n) => n.to_string(),
         }),
     )
+}
+
+fn optional_nets<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<IpNet>>, D::Error> {
+    nets_from_list_or_string(deserializer).map(Some)
 }
 
 /// Accepts `["10.0.0.0/8", …]` from TOML and `"10.0.0.0/8,127.0.0.0/8"` from the environment.
@@ -954,6 +1017,29 @@ mod tests {
                     "{bad}"
                 );
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn callbacks_may_reach_loopback_only_while_listening_on_loopback() {
+        figment::Jail::expect_with(|jail| {
+            let local = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(local.callback_allow_nets().len(), 2);
+            assert_eq!(local.callback_fetch_config().max_redirects, 0);
+            jail.set_env("GEWE_LISTEN", "0.0.0.0:2531");
+            let open = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert!(open.callback_allow_nets().is_empty());
+            jail.set_env("GEWE_CALLBACK_ALLOW_NETS", "10.0.0.0/8");
+            let set = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(
+                set.callback_allow_nets(),
+                vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
+            );
+            jail.set_env("GEWE_LISTEN", "127.0.0.1:2531");
+            jail.set_env("GEWE_CALLBACK_ALLOW_NETS", "");
+            let none = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert!(none.callback_allow_nets().is_empty());
             Ok(())
         });
     }

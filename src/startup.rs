@@ -13,7 +13,8 @@ use url::Url;
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::{Issuing, Tokens};
 use crate::config::{ConnectionLimits, Settings, Storage, TokenIssuing};
-use crate::domain::{Accounts, AvatarUpdater, Clock, Logins, Profiles, Repository};
+use crate::delivery::{Dispatcher, DispatcherConfig};
+use crate::domain::{Accounts, AvatarUpdater, Callbacks, Clock, Logins, Profiles, Repository};
 use crate::fetch::Fetcher;
 use crate::repo::{PgRepo, SqliteRepo};
 use crate::storage::BlobStore;
@@ -70,6 +71,22 @@ impl Outside {
     }
 }
 
+/// The dispatcher's pace, from the settings.
+pub fn dispatcher_config(settings: &Settings) -> DispatcherConfig {
+    let defaults = DispatcherConfig::default();
+    let attempt_secs = i64::try_from(settings.callback_timeout_ms / 1000).unwrap_or(i64::MAX);
+    DispatcherConfig {
+        // A lease outlives any one attempt by a wide margin.
+        lease_secs: defaults.lease_secs.max(attempt_secs.saturating_mul(4)),
+        max_in_flight: settings.callback_concurrency.max(1),
+        retry_base_secs: settings.callback_retry_base_secs.max(1),
+        retry_cap_secs: settings.callback_retry_cap_secs.max(1),
+        max_age_secs: settings.callback_max_age_secs.max(0),
+        prune_after_days: settings.callback_prune_days.max(0),
+        ..defaults
+    }
+}
+
 pub async fn open_services(
     settings: &Settings,
     public_url: &Url,
@@ -81,7 +98,11 @@ pub async fn open_services(
     let profiles = Profiles::new(repo.clone(), storage.clone(), clock.clone())
         .await
         .context("cannot read the server secret")?;
+    // Callbacks go out over the same network as picture fetches, with their own
+    // allow list and limits.
+    let callback_fetcher = fetcher.reconfigured(settings.callback_fetch_config());
     Ok(Services {
+        callbacks: Callbacks::new(repo.clone(), callback_fetcher, clock.clone()),
         tokens: Tokens::new(repo.clone(), clock.clone()),
         accounts: Accounts::new(repo.clone(), storage.clone(), clock.clone()),
         logins: Logins::new(
@@ -124,6 +145,7 @@ pub struct Application {
     public_url: Url,
     limits: ConnectionLimits,
     state: AppState,
+    dispatcher: Dispatcher,
 }
 
 impl Application {
@@ -139,13 +161,24 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
         let public_url = settings.public_url_for(local_addr);
+        let callback_fetcher = outside
+            .fetcher
+            .reconfigured(settings.callback_fetch_config());
+        let clock = outside.clock.clone();
         let services = open_services(settings, &public_url, outside).await?;
+        let dispatcher = Dispatcher::new(
+            services.repo.clone(),
+            callback_fetcher,
+            clock,
+            dispatcher_config(settings),
+        );
         Ok(Application {
             listener,
             local_addr,
             public_url,
             limits: settings.connection_limits(),
             state: AppState::new(services),
+            dispatcher,
         })
     }
 
@@ -182,14 +215,18 @@ impl Application {
             mode = self.state.token_issuing.describe(),
             "tools/getTokenId issuing mode (GEWE_TOKEN_ISSUING)"
         );
-        listener::serve(
+        // The callback dispatcher runs as long as the server does.
+        let dispatcher = self.dispatcher.start();
+        let served = listener::serve(
             self.listener,
             api::router(self.state),
             self.limits,
             max_connections,
             shutdown,
         )
-        .await
+        .await;
+        dispatcher.stop().await;
+        served
     }
 }
 

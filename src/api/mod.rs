@@ -23,7 +23,9 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use envelope::{ApiError, DataOrError, Envelope, ErrorDetail, JSON_UTF8};
 
 use crate::auth::{Issuing, Tokens};
-use crate::domain::{Accounts, AvatarId, AvatarSize, AvatarUpdater, Logins, Profiles, Repository};
+use crate::domain::{
+    Accounts, AvatarId, AvatarSize, AvatarUpdater, Callbacks, Logins, Profiles, Repository,
+};
 use crate::storage::BlobStore;
 
 /// Cloud GeWe and self-hosted Gewechat put the same routes under different prefixes.
@@ -41,6 +43,7 @@ pub struct Services {
     pub avatars: AvatarUpdater,
     pub logins: Logins,
     pub profiles: Profiles,
+    pub callbacks: Callbacks,
     pub avatar_urls: AvatarUrls,
     pub token_issuing: Issuing,
     /// How long a client may take to send a request body.
@@ -89,6 +92,8 @@ fn gewe_actions() -> OpenApiRouter<AppState> {
         .routes(routes!(login::dialog_login::dialog_login))
         .routes(routes!(login::reconnection::reconnection))
         .routes(routes!(login::logout::logout))
+        .routes(routes!(tools::set_callback::set_callback))
+        .routes(routes!(login::set_callback::login_set_callback))
         .routes(routes!(login::check_online::check_online))
         .routes(routes!(login::device_list::device_list))
         .routes(routes!(personal::get_profile::get_profile))

@@ -11,7 +11,9 @@
 mod accounts;
 mod avatar_id;
 mod avatars;
+mod callbacks;
 mod clock;
+mod events;
 mod fetchable_url;
 mod ids;
 mod login;
@@ -21,7 +23,9 @@ mod store;
 pub use accounts::{AccountDraft, Accounts, Profile};
 pub use avatar_id::{AvatarId, AvatarSize};
 pub use avatars::{AvatarError, AvatarUpdater, AvatarUpdaterConfig, ChangeLimit};
+pub use callbacks::{CallbackError, Callbacks, callback_failure};
 pub use clock::{Clock, ManualClock};
+pub use events::{EventType, NewEvent, TEST_MSG, test_ping};
 pub use fetchable_url::{BadUrlReason, MAX_URL_LEN, check_url};
 pub use ids::{AppId, FieldError, HeadImgUrl, Wxid};
 pub use login::{
@@ -32,11 +36,11 @@ pub use profile::{
     PRIVACY_OPTIONS, ProfileUpdate, Profiles, QrCard, nick_name_units, signature_units,
 };
 pub use store::{
-    AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, DeviceRecord,
-    DeviceStore, HistoryEntry, InstanceTokenStore, LoginDevice, LoginDeviceStore,
-    LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, PrivacySetting, ProfileChange,
-    ProfileFieldChange, ProfileStore, RecentChanges, Repository, Scanner, SecretStore, StoreError,
-    TokenId, TokenStore,
+    AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, CallbackStore,
+    DeviceRecord, DeviceStore, HistoryEntry, InstanceTokenStore, Lease, LoginDevice,
+    LoginDeviceStore, LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, OutboxEvent,
+    OutboxState, OutboxStore, PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore,
+    RecentChanges, Repository, Scanner, SecretStore, StoreError, TokenId, TokenStore,
 };
 
 use crate::storage::StorageError;

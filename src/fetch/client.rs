@@ -4,8 +4,8 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Empty};
-use hyper::header::{ACCEPT, CONTENT_LENGTH, HeaderMap, LOCATION, USER_AGENT};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LOCATION, USER_AGENT};
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -20,12 +20,17 @@ const ACCEPT_VALUE: &str = "image/*";
 const MAX_PREALLOC: u64 = 1024 * 1024;
 
 type HttpClient = Client<HttpsConnector<GuardedConnector>, Empty<Bytes>>;
+type PostClient = Client<HttpsConnector<GuardedConnector>, Full<Bytes>>;
 
-/// Downloads pictures from untrusted URLs. Cheap to clone.
+/// Downloads pictures from untrusted URLs, and POSTs callbacks to them. Cheap
+/// to clone.
 #[derive(Clone)]
 pub struct Fetcher {
     client: HttpClient,
+    post_client: PostClient,
     config: Arc<FetchConfig>,
+    resolver: Arc<dyn Resolve>,
+    dialer: Arc<dyn Dial>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -49,8 +54,8 @@ impl Fetcher {
         dialer: Arc<dyn Dial>,
     ) -> Self {
         let guarded = GuardedConnector::new(
-            resolver,
-            dialer,
+            Arc::clone(&resolver),
+            Arc::clone(&dialer),
             config.allow_nets.clone(),
             config.connect_timeout,
         );
@@ -65,11 +70,23 @@ impl Fetcher {
         // strangers' servers open. No proxy support exists in this client.
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
+            .build(https.clone());
+        let post_client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
             .build(https);
         Self {
             client,
+            post_client,
             config: Arc::new(config),
+            resolver,
+            dialer,
         }
+    }
+
+    /// The same network (resolver and dialer) with other limits and another
+    /// allow list: callbacks are sent by one of these, with their own settings.
+    pub fn reconfigured(&self, config: FetchConfig) -> Self {
+        Self::with_network(config, Arc::clone(&self.resolver), Arc::clone(&self.dialer))
     }
 
     /// The configuration this fetcher was built with.
@@ -85,6 +102,46 @@ impl Fetcher {
         match tokio::time::timeout(self.config.total_timeout, self.follow(url)).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout),
+        }
+    }
+
+    /// POST `body` as `application/json` to `url` and answer the status when it
+    /// is 2xx. Redirects are NOT followed (a 3xx is an [`FetchError::HttpStatus`]
+    /// like any other non-2xx). Everything up to the status line is bounded by
+    /// `total_timeout`; then at most `max_bytes` of the response body are read
+    /// (whatever is left of the same deadline) and the rest is dropped unread:
+    /// the receiver has answered, its body is of no interest.
+    pub async fn post_json(&self, url: &::url::Url, body: Bytes) -> Result<u16, FetchError> {
+        check_url(url).map_err(FetchError::BadUrl)?;
+        let deadline = tokio::time::Instant::now() + self.config.total_timeout;
+        let request = Request::post(to_uri(url)?)
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|_| FetchError::BadUrl(BadUrlReason::Unusable))?;
+        let response =
+            match tokio::time::timeout_at(deadline, self.post_client.request(request)).await {
+                Ok(result) => result.map_err(request_error)?,
+                Err(_) => return Err(FetchError::Timeout),
+            };
+        let status = response.status();
+        let limit = usize::try_from(self.config.max_bytes).unwrap_or(usize::MAX);
+        let drain = async move {
+            let mut body = response.into_body();
+            let mut read = 0usize;
+            while read < limit {
+                match body.frame().await {
+                    Some(Ok(frame)) => read += frame.data_ref().map_or(0, Bytes::len),
+                    _ => break,
+                }
+            }
+        };
+        // Bounded in bytes and in time; what the body says does not matter.
+        let _ = tokio::time::timeout_at(deadline, drain).await;
+        if status.is_success() {
+            Ok(status.as_u16())
+        } else {
+            Err(FetchError::HttpStatus(status.as_u16()))
         }
     }
 

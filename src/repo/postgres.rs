@@ -24,6 +24,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         include_str!("../../migrations/postgres/0003_login.sql"),
     ),
     (
+        4,
+        "callbacks",
+        include_str!("../../migrations/postgres/0004_callbacks.sql"),
+    ),
+    (
         5,
         "avatar_sources",
         include_str!("../../migrations/postgres/0005_avatar_sources.sql"),
@@ -58,3 +63,8 @@ impl PgRepo {
 super::sql::impl_store!(PgRepo, sqlx::Postgres, for_update = " FOR UPDATE");
 super::sql_login::impl_login_store!(PgRepo, sqlx::Postgres);
 super::sql_personal::impl_personal_store!(PgRepo, sqlx::Postgres, for_update = " FOR UPDATE");
+super::sql_outbox::impl_outbox!(
+    PgRepo,
+    sqlx::Postgres,
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+);

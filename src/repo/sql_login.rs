@@ -182,7 +182,25 @@ macro_rules! impl_login_store {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                // The place for the transition's event row (the callback outbox).
+                // Leaving online tells the bot, in the same transaction: the
+                // device row's update above holds its lock, so one device's
+                // events commit in order. Dropped → offline says nothing new.
+                if from == $crate::domain::LoginState::Online && to != from {
+                    let (token_id, wxid): (i64, Option<String>) =
+                        sqlx::query_as("SELECT token_id, wxid FROM devices WHERE app_id = $1")
+                            .bind(app_id.as_str())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if let Some(wxid) = wxid {
+                        let event = $crate::domain::NewEvent::offline(
+                            $crate::domain::TokenId(token_id),
+                            app_id,
+                            &$crate::domain::Wxid::from_trusted(wxid),
+                            now,
+                        );
+                        outbox_insert(&mut tx, &event).await?;
+                    }
+                }
                 tx.commit().await?;
                 Ok(true)
             }

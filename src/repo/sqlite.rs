@@ -24,6 +24,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         include_str!("../../migrations/sqlite/0003_login.sql"),
     ),
     (
+        4,
+        "callbacks",
+        include_str!("../../migrations/sqlite/0004_callbacks.sql"),
+    ),
+    (
         5,
         "avatar_sources",
         include_str!("../../migrations/sqlite/0005_avatar_sources.sql"),
@@ -59,3 +64,4 @@ impl SqliteRepo {
 super::sql::impl_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
 super::sql_login::impl_login_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_personal::impl_personal_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
+super::sql_outbox::impl_outbox!(SqliteRepo, sqlx::Sqlite, skip_locked = "");

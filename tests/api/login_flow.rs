@@ -339,16 +339,26 @@ async fn logout_takes_the_device_offline_and_it_logs_back_in_as_the_same_wxid() 
     );
     // The whole personal module acts as the account: offline, it refuses too.
     for (route, body) in [
-        ("updateProfile", json!({"appId": app_id, "nickName": "离线"})),
+        (
+            "updateProfile",
+            json!({"appId": app_id, "nickName": "离线"}),
+        ),
         ("getQrCode", json!({"appId": app_id})),
         ("getSafetyInfo", json!({"appId": app_id})),
-        ("privacySettings", json!({"appId": app_id, "option": 4, "open": true})),
+        (
+            "privacySettings",
+            json!({"appId": app_id, "option": 4, "open": true}),
+        ),
     ] {
         let answer = app
             .call(&format!("/v2/api/personal/{route}"), Some(&token), body)
             .await;
         assert_eq!(answer["ret"], 500, "{route}: {answer}");
-        assert_eq!(answer["data"], json!({"code": "-1", "msg": "微信已离线"}), "{route}");
+        assert_eq!(
+            answer["data"],
+            json!({"code": "-1", "msg": "微信已离线"}),
+            "{route}"
+        );
     }
     // Still the token's device.
     let listed = app

@@ -6,9 +6,10 @@
 #[path = "../common/mod.rs"]
 #[allow(dead_code)]
 mod common;
-use common::{helpers, image_host, pictures, services};
+use common::{helpers, image_host, pictures, receiver, services};
 
 mod backup;
+mod callbacks;
 mod cli;
 mod concurrency;
 mod coverage;
@@ -17,6 +18,7 @@ mod login;
 mod login_flow;
 mod login_store;
 mod openapi;
+mod outbox_contract;
 mod overload;
 mod personal;
 mod profile;

@@ -6,4 +6,5 @@ pub mod db;
 pub mod helpers;
 pub mod image_host;
 pub mod pictures;
+pub mod receiver;
 pub mod services;

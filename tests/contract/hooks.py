@@ -1,7 +1,9 @@
 """Schemathesis hooks for the contract runs (loaded through SCHEMATHESIS_HOOKS).
 
-Generated bodies keep their shape, but a real appId, a real token and a picture on
-loopback are swapped in where the fields are present, so the tester reaches the
+Generated bodies keep their shape, but a real appId, a real token, a picture on
+loopback and a callback receiver on loopback are swapped in where the fields are
+present (setCallback pings its URL before answering, so a random URL would only
+ever reach the error path), so the tester reaches the
 success path and not only the error paths. Every GeWe answer is logged, so the
 script can prove the success path was reached.
 """
@@ -17,6 +19,7 @@ PICTURE_URL = os.environ["GEWE_CONTRACT_PICTURE_URL"]
 # logout gets a spare account, so the run does not log the main one out (every
 # later getProfile/updateHeadImg would then answer 微信已离线).
 SPARE_APP_ID = os.environ.get("GEWE_CONTRACT_SPARE_APP_ID", APP_ID)
+CALLBACK_URL = os.environ["GEWE_CONTRACT_CALLBACK_URL"]
 LOG = os.environ["GEWE_CONTRACT_LOG"]
 PRIVACY_OPTIONS = [4, 7, 8, 25, 38, 39, 40]
 LOGGED = (
@@ -27,6 +30,7 @@ LOGGED = (
     "getQrCode",
     "getSafetyInfo",
     "privacySettings",
+    "setCallback",
 )
 
 
@@ -50,6 +54,10 @@ def map_body(context, body):
         if isinstance(body.get("option"), int) and isinstance(body.get("open"), bool):
             if body["option"] not in PRIVACY_OPTIONS:
                 body["option"] = PRIVACY_OPTIONS[body["option"] % len(PRIVACY_OPTIONS)]
+        if isinstance(body.get("callbackUrl"), str):
+            body["callbackUrl"] = CALLBACK_URL
+        if isinstance(body.get("token"), str):
+            body["token"] = TOKEN
     return body
 
 

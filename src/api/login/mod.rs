@@ -7,3 +7,4 @@ pub(super) mod dialog_login;
 pub(super) mod get_login_qr_code;
 pub(super) mod logout;
 pub(super) mod reconnection;
+pub(super) mod set_callback;

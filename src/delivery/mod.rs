@@ -1,0 +1,270 @@
+//! Callback delivery: the dispatcher that empties the outbox.
+//!
+//! A background task (started by `startup` with the server, stopped with it)
+//! that, every `poll_interval` and whenever a delivery finishes:
+//!
+//! 1. claims due events with a lease (`OutboxStore::claim_events`): only the
+//!    oldest pending event of each appId, so per-device order holds and at most
+//!    one event per device is in flight, across every instance sharing the
+//!    database. A lease runs out after `lease_secs` (by the domain clock), so
+//!    the events of an instance that died are taken over;
+//! 2. POSTs each one's stored bytes to its token's callback URL as it is NOW,
+//!    through the callback fetcher (the guarded connector with the callback
+//!    allow list; no redirects; a small body cap; a time limit), each in its own
+//!    task, at most `max_in_flight` at once, so a slow or dead receiver holds one
+//!    slot and never the others' events;
+//! 3. 2xx: delivered. Otherwise the next attempt is due after an exponential
+//!    backoff with jitter (`retry_base_secs` doubling up to `retry_cap_secs`),
+//!    until the event is `max_age_secs` old: then it is kept as failed, visible
+//!    to `gewe callbacks list --failed`, until `gewe callbacks retry`.
+//!
+//! Delivered events are pruned after `prune_after_days`. Every "when" comes from
+//! the domain [`Clock`]; only the polling rhythm is tokio time, so tests move a
+//! manual clock instead of waiting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::domain::{Clock, Lease, OutboxEvent, Repository, callback_failure};
+use crate::fetch::Fetcher;
+
+/// How the dispatcher paces itself.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// How often the outbox is looked at when nothing finishes (tokio time).
+    pub poll_interval: Duration,
+    /// How long a claim holds an event (domain clock); longer than one attempt.
+    pub lease_secs: i64,
+    /// Deliveries in flight at once (each to a different appId).
+    pub max_in_flight: usize,
+    /// First retry delay; doubles per attempt (`GEWE_CALLBACK_RETRY_BASE_SECS`).
+    pub retry_base_secs: i64,
+    /// Longest retry delay (`GEWE_CALLBACK_RETRY_CAP_SECS`).
+    pub retry_cap_secs: i64,
+    /// Age after which an undelivered event is failed (`GEWE_CALLBACK_MAX_AGE_SECS`).
+    pub max_age_secs: i64,
+    /// Delivered events are deleted this many days after delivery (`GEWE_CALLBACK_PRUNE_DAYS`).
+    pub prune_after_days: i64,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            poll_interval: Duration::from_millis(200),
+            lease_secs: 30,
+            max_in_flight: 32,
+            retry_base_secs: 2,
+            retry_cap_secs: 600,
+            max_age_secs: 24 * 60 * 60,
+            prune_after_days: 7,
+        }
+    }
+}
+
+/// How often delivered events are pruned (tokio time).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// On shutdown, deliveries in flight get this long to finish; the rest are
+/// abandoned (their leases run out and another run sends them).
+const DRAIN_ON_STOP: Duration = Duration::from_secs(5);
+
+/// The delay before attempt `attempts + 1`: `base · 2^(attempts-1)` capped at
+/// `cap`, then "equal jitter" (a random point in its upper half), at least 1 s.
+pub fn backoff_secs(base: i64, cap: i64, attempts: i64, rng: &mut impl Rng) -> i64 {
+    let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 62)).unwrap_or(62);
+    let delay = base
+        .max(1)
+        .saturating_mul(1i64.checked_shl(exponent).unwrap_or(i64::MAX))
+        .min(cap.max(1));
+    let half = delay / 2;
+    (delay - half + rng.random_range(0..=half)).max(1)
+}
+
+pub struct Dispatcher {
+    repo: Arc<dyn Repository>,
+    fetcher: Fetcher,
+    clock: Clock,
+    config: DispatcherConfig,
+    /// This dispatcher's name on its leases: unique per run.
+    holder: String,
+}
+
+/// A running dispatcher; [`DispatcherHandle::stop`] ends it.
+pub struct DispatcherHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl DispatcherHandle {
+    /// Stops claiming, lets deliveries in flight finish (bounded), then returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "callback dispatcher ended abnormally");
+        }
+    }
+}
+
+impl Dispatcher {
+    /// `fetcher` is the callback sender: the callback allow list and limits.
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        fetcher: Fetcher,
+        clock: Clock,
+        config: DispatcherConfig,
+    ) -> Self {
+        let mut raw = [0u8; 8];
+        rand::rng().fill(&mut raw);
+        Dispatcher {
+            repo,
+            fetcher,
+            clock,
+            config,
+            holder: format!("{}-{}", std::process::id(), hex::encode(raw)),
+        }
+    }
+
+    pub fn start(self) -> DispatcherHandle {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(Arc::new(self).run(stopped));
+        DispatcherHandle { stop, task }
+    }
+
+    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        tracing::info!(holder = %self.holder, "callback dispatcher started");
+        let mut in_flight = JoinSet::new();
+        let mut last_prune: Option<tokio::time::Instant> = None;
+        loop {
+            while in_flight.try_join_next().is_some() {}
+            let free = self.config.max_in_flight.saturating_sub(in_flight.len());
+            if free > 0 {
+                for event in self.claim(free).await {
+                    in_flight.spawn(Arc::clone(&self).deliver(event));
+                }
+            }
+            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                last_prune = Some(tokio::time::Instant::now());
+                self.prune().await;
+            }
+            tokio::select! {
+                _ = stopped.changed() => break,
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            }
+        }
+        let drain = async { while in_flight.join_next().await.is_some() {} };
+        if tokio::time::timeout(DRAIN_ON_STOP, drain).await.is_err() {
+            in_flight.abort_all();
+        }
+        tracing::info!(holder = %self.holder, "callback dispatcher stopped");
+    }
+
+    async fn claim(&self, free: usize) -> Vec<OutboxEvent> {
+        let now = self.clock.unix_now();
+        let lease = Lease {
+            holder: self.holder.clone(),
+            until: now + self.config.lease_secs,
+        };
+        let limit = i64::try_from(free).unwrap_or(i64::MAX);
+        match self.repo.claim_events(now, &lease, limit).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, "callback dispatcher: cannot claim events");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn prune(&self) {
+        let before = self.clock.unix_now() - self.config.prune_after_days * 24 * 60 * 60;
+        match self.repo.prune_delivered(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "callback dispatcher: pruned delivered events"),
+            Err(e) => tracing::warn!(error = %e, "callback dispatcher: cannot prune"),
+        }
+    }
+
+    /// One attempt at one claimed event, and its bookkeeping.
+    async fn deliver(self: Arc<Self>, event: OutboxEvent) {
+        let outcome = match self.repo.callback_url(event.owner).await {
+            Ok(Some(url)) => match ::url::Url::parse(&url) {
+                Ok(url) => self
+                    .fetcher
+                    .post_json(&url, Bytes::from(event.payload.clone()))
+                    .await
+                    .map_err(|e| {
+                        let (code, reason) = callback_failure(&e);
+                        format!("{code}: {reason}")
+                    }),
+                Err(_) => Err("callback-bad-url: 回调地址不是合法的URL".to_owned()),
+            },
+            Ok(None) => Err("callback-no-url: 该token未设置回调地址".to_owned()),
+            Err(e) => {
+                // The lease runs out and the event is tried again.
+                tracing::warn!(id = event.id, error = %e, "callback dispatcher: store failed");
+                return;
+            }
+        };
+        let now = self.clock.unix_now();
+        let recorded = match outcome {
+            Ok(_) => self.repo.mark_delivered(event.id, &self.holder, now).await,
+            Err(error) => {
+                let give_up_at = event.age_from.saturating_add(self.config.max_age_secs);
+                if now >= give_up_at {
+                    tracing::warn!(id = event.id, app_id = %event.app_id, %error,
+                        "callback event failed: past its maximum age");
+                    self.repo
+                        .mark_failed(event.id, &self.holder, now, &error)
+                        .await
+                } else {
+                    let delay = backoff_secs(
+                        self.config.retry_base_secs,
+                        self.config.retry_cap_secs,
+                        event.attempts,
+                        &mut rand::rng(),
+                    );
+                    let next = now.saturating_add(delay).min(give_up_at);
+                    tracing::debug!(id = event.id, app_id = %event.app_id, %error, next,
+                        "callback delivery failed; will retry");
+                    self.repo
+                        .schedule_retry(event.id, &self.holder, next, &error)
+                        .await
+                }
+            }
+        };
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(
+                id = event.id,
+                "callback dispatcher: lease lost before the outcome was recorded"
+            ),
+            Err(e) => {
+                tracing::warn!(id = event.id, error = %e, "callback dispatcher: cannot record outcome")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {
+        let mut rng = rand::rng();
+        for _ in 0..200 {
+            let first = backoff_secs(2, 600, 1, &mut rng);
+            assert!((1..=2).contains(&first), "{first}");
+            let fourth = backoff_secs(2, 600, 4, &mut rng);
+            assert!((8..=16).contains(&fourth), "{fourth}");
+            let late = backoff_secs(2, 600, 40, &mut rng);
+            assert!((300..=600).contains(&late), "{late}");
+            let huge = backoff_secs(2, 600, i64::MAX, &mut rng);
+            assert!((300..=600).contains(&huge), "{huge}");
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Callback events in GeWe's shape (reference §7), built here and nowhere else.
+//!
+//! An event is serialised once, when it is written to the outbox; the dispatcher
+//! sends those stored bytes on every attempt, so a retry is byte-for-byte the
+//! same request.
+
+use serde::Serialize;
+
+use super::{AppId, TokenId, Wxid};
+
+/// The body setCallback POSTs before it answers (reference §11).
+pub const TEST_MSG: &str = "回调地址链接成功！";
+
+/// `{"testMsg":"回调地址链接成功！","token":"<token>"}`, the setCallback ping.
+pub fn test_ping(token: &str) -> String {
+    #[derive(Serialize)]
+    struct Ping<'a> {
+        #[serde(rename = "testMsg")]
+        test_msg: &'a str,
+        token: &'a str,
+    }
+    serde_json::to_string(&Ping {
+        test_msg: TEST_MSG,
+        token,
+    })
+    .expect("two strings serialise")
+}
+
+/// The kinds of callback events this server emits. GeWe documents more
+/// (`AddMsg`, `ModContacts`, `DelContacts`); they arrive with the features that
+/// cause them, never invented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// The device went offline (logout, kick): `{TypeName, Appid, Wxid}`, no `Data`.
+    Offline,
+}
+
+impl EventType {
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Self::Offline => "Offline",
+        }
+    }
+}
+
+/// `{TypeName, Appid, Wxid[, Data]}` in this key order, as GeWe sends them.
+#[derive(Debug, Serialize)]
+struct Envelope<'a> {
+    #[serde(rename = "TypeName")]
+    type_name: &'static str,
+    #[serde(rename = "Appid")]
+    app_id: &'a str,
+    #[serde(rename = "Wxid")]
+    wxid: &'a str,
+    #[serde(rename = "Data", skip_serializing_if = "Option::is_none")]
+    data: Option<&'a serde_json::Value>,
+}
+
+/// An event for the outbox: whom it goes to (the token's callback URL at
+/// delivery time), which device's queue it joins, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub owner: TokenId,
+    pub app_id: AppId,
+    pub type_name: &'static str,
+    /// The JSON body, exactly as it will be POSTed.
+    pub payload: String,
+    /// Unix seconds; the event's age (and so its give-up time) counts from here.
+    pub created_at: i64,
+}
+
+impl NewEvent {
+    /// `{"TypeName":"Offline","Appid":…,"Wxid":…}` — no `Data` key (reference §7).
+    pub fn offline(owner: TokenId, app_id: &AppId, wxid: &Wxid, now: i64) -> Self {
+        Self::build(owner, app_id, wxid, EventType::Offline, None, now)
+    }
+
+    fn build(
+        owner: TokenId,
+        app_id: &AppId,
+        wxid: &Wxid,
+        kind: EventType,
+        data: Option<&serde_json::Value>,
+        now: i64,
+    ) -> Self {
+        let payload = serde_json::to_string(&Envelope {
+            type_name: kind.type_name(),
+            app_id: app_id.as_str(),
+            wxid: wxid.as_str(),
+            data,
+        })
+        .expect("strings and a JSON value serialise");
+        NewEvent {
+            owner,
+            app_id: app_id.clone(),
+            type_name: kind.type_name(),
+            payload,
+            created_at: now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_has_no_data_key() {
+        let app_id = AppId::from_trusted("wx_abc".to_owned());
+        let wxid = Wxid::from_trusted("wxid_abc".to_owned());
+        let event = NewEvent::offline(TokenId(1), &app_id, &wxid, 5);
+        assert_eq!(
+            event.payload,
+            "{\"TypeName\":\"Offline\",\"Appid\":\"wx_abc\",\"Wxid\":\"wxid_abc\"}"
+        );
+        assert_eq!(event.type_name, "Offline");
+    }
+
+    #[test]
+    fn the_ping_is_byte_exact() {
+        assert_eq!(
+            test_ping("abc"),
+            "{\"testMsg\":\"回调地址链接成功！\",\"token\":\"abc\"}"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! Callbacks and the outbox: every statement once, for both engines.
+//!
+//! `impl_outbox!` implements `CallbackStore` and `OutboxStore` for one engine's
+//! repository type, and defines `outbox_insert`, the helper any other statement
+//! file of the same engine calls INSIDE its own transaction to write the event a
+//! change causes (logout and kick write `Offline` this way), e.g.
+//!
+//! ```ignore
+//! let mut tx = self.pool.begin().await?;
+//! // … the change itself …
+//! outbox_insert(&mut tx, &NewEvent::offline(owner, app_id, &wxid, now)).await?;
+//! tx.commit().await?;
+//! ```
+//!
+//! Per appId, id order is delivery order: writers of one device's events hold
+//! that device's row (`FOR UPDATE` on PostgreSQL) while they insert, so ids of
+//! one appId commit in order.
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::domain::{AppId, OutboxEvent, OutboxState, TokenId};
+
+/// Every outbox column a record needs, for `SELECT` and `RETURNING` alike.
+macro_rules! outbox_columns {
+    () => {
+        "id, token_id, app_id, type_name, payload, state, attempts, created_at, age_from, \
+         next_attempt_at, last_error, finished_at"
+    };
+}
+
+/// Decodes a row of [`outbox_columns!`], from either engine.
+pub(super) fn outbox_from_row<'r, R>(row: &'r R) -> Result<OutboxEvent, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database>,
+{
+    let state: String = row.try_get("state")?;
+    Ok(OutboxEvent {
+        id: row.try_get("id")?,
+        owner: TokenId(row.try_get("token_id")?),
+        app_id: AppId::from_trusted(row.try_get("app_id")?),
+        type_name: row.try_get("type_name")?,
+        payload: row.try_get("payload")?,
+        state: OutboxState::parse(&state)
+            .ok_or_else(|| sqlx::Error::Decode(format!("bad outbox state {state:?}").into()))?,
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
+        age_from: row.try_get("age_from")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+/// Implements `CallbackStore` and `OutboxStore` for `$repo` (a struct with a
+/// `pool: sqlx::Pool<$db>` field), and defines `outbox_insert` in the engine's
+/// module. `$skip_locked` ends the claim's inner `SELECT`: PostgreSQL's
+/// `FOR UPDATE SKIP LOCKED` (instances claim different rows without waiting);
+/// nothing for SQLite, where the claiming `UPDATE` holds the database's write
+/// lock from its first step, so two claims never see the same free row.
+macro_rules! impl_outbox {
+    ($repo:ident, $db:ty, skip_locked = $skip_locked:literal) => {
+        /// Writes `event` to the outbox inside `tx`, if its token has a callback
+        /// URL (answering the new id); nothing otherwise.
+        pub(super) async fn outbox_insert(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            event: &$crate::domain::NewEvent,
+        ) -> Result<Option<i64>, sqlx::Error> {
+            sqlx::query_scalar(
+                "INSERT INTO outbox (token_id, app_id, type_name, payload, state, attempts, \
+                 created_at, age_from, next_attempt_at) \
+                 SELECT $1, $2, $3, $4, 'pending', 0, $5, $5, $5 \
+                 WHERE EXISTS (SELECT 1 FROM callbacks WHERE token_id = $1) \
+                 RETURNING id",
+            )
+            .bind(event.owner.0)
+            .bind(event.app_id.as_str())
+            .bind(event.type_name)
+            .bind(&event.payload)
+            .bind(event.created_at)
+            .fetch_optional(&mut **tx)
+            .await
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::domain::CallbackStore for $repo {
+            async fn set_callback_url(
+                &self,
+                owner: $crate::domain::TokenId,
+                url: &str,
+                now: i64,
+            ) -> Result<(), $crate::domain::StoreError> {
+                sqlx::query(
+                    "INSERT INTO callbacks (token_id, url, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (token_id) DO UPDATE SET url = excluded.url, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(owner.0)
+                .bind(url)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn callback_url(
+                &self,
+                owner: $crate::domain::TokenId,
+            ) -> Result<Option<String>, $crate::domain::StoreError> {
+                Ok(
+                    sqlx::query_scalar("SELECT url FROM callbacks WHERE token_id = $1")
+                        .bind(owner.0)
+                        .fetch_optional(&self.pool)
+                        .await?,
+                )
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::domain::OutboxStore for $repo {
+            async fn enqueue_event(
+                &self,
+                event: &$crate::domain::NewEvent,
+            ) -> Result<Option<i64>, $crate::domain::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let id = outbox_insert(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn claim_events(
+                &self,
+                now: i64,
+                lease: &$crate::domain::Lease,
+                limit: i64,
+            ) -> Result<Vec<$crate::domain::OutboxEvent>, $crate::domain::StoreError> {
+                let rows = sqlx::query(concat!(
+                    "UPDATE outbox SET lease_holder = $1, lease_until = $2, \
+                     attempts = attempts + 1 \
+                     WHERE id IN (SELECT o.id FROM outbox o \
+                     WHERE o.state = 'pending' AND o.next_attempt_at <= $3 \
+                     AND (o.lease_until IS NULL OR o.lease_until <= $3) \
+                     AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.app_id = o.app_id \
+                     AND p.state = 'pending' AND p.id < o.id) \
+                     ORDER BY o.id LIMIT $4",
+                    $skip_locked,
+                    ") RETURNING ",
+                    super::sql_outbox::outbox_columns!()
+                ))
+                .bind(&lease.holder)
+                .bind(lease.until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut events = rows
+                    .iter()
+                    .map(super::sql_outbox::outbox_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                events.sort_by_key(|e| e.id);
+                Ok(events)
+            }
+
+            async fn mark_delivered(
+                &self,
+                id: i64,
+                holder: &str,
+                now: i64,
+            ) -> Result<bool, $crate::domain::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE outbox SET state = 'delivered', finished_at = $3, last_error = NULL, \
+                     lease_holder = NULL, lease_until = NULL \
+                     WHERE id = $1 AND lease_holder = $2 AND state = 'pending'",
+                )
+                .bind(id)
+                .bind(holder)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn schedule_retry(
+                &self,
+                id: i64,
+                holder: &str,
+                next_attempt_at: i64,
+                error: &str,
+            ) -> Result<bool, $crate::domain::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE outbox SET next_attempt_at = $3, last_error = $4, \
+                     lease_holder = NULL, lease_until = NULL \
+                     WHERE id = $1 AND lease_holder = $2 AND state = 'pending'",
+                )
+                .bind(id)
+                .bind(holder)
+                .bind(next_attempt_at)
+                .bind(error)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn mark_failed(
+                &self,
+                id: i64,
+                holder: &str,
+                now: i64,
+                error: &str,
+            ) -> Result<bool, $crate::domain::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE outbox SET state = 'failed', finished_at = $3, last_error = $4, \
+                     lease_holder = NULL, lease_until = NULL \
+                     WHERE id = $1 AND lease_holder = $2 AND state = 'pending'",
+                )
+                .bind(id)
+                .bind(holder)
+                .bind(now)
+                .bind(error)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_events(
+                &self,
+                owner: $crate::domain::TokenId,
+                failed_only: bool,
+                limit: i64,
+            ) -> Result<Vec<$crate::domain::OutboxEvent>, $crate::domain::StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    super::sql_outbox::outbox_columns!(),
+                    " FROM outbox WHERE token_id = $1 AND (state = 'failed' OR $2 = 0) \
+                     ORDER BY id DESC LIMIT $3"
+                ))
+                .bind(owner.0)
+                .bind(i64::from(failed_only))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(super::sql_outbox::outbox_from_row)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn find_event(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::domain::OutboxEvent>, $crate::domain::StoreError> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    super::sql_outbox::outbox_columns!(),
+                    " FROM outbox WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row
+                    .as_ref()
+                    .map(super::sql_outbox::outbox_from_row)
+                    .transpose()?)
+            }
+
+            async fn retry_event(
+                &self,
+                id: i64,
+                now: i64,
+            ) -> Result<bool, $crate::domain::StoreError> {
+                // A pending event in flight (live lease) is left alone: clearing
+                // its lease could send it twice at once.
+                let done = sqlx::query(
+                    "UPDATE outbox SET state = 'pending', next_attempt_at = $2, age_from = $2, \
+                     finished_at = NULL, lease_holder = NULL, lease_until = NULL \
+                     WHERE id = $1 AND (state = 'failed' OR (state = 'pending' \
+                     AND (lease_until IS NULL OR lease_until <= $2)))",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn prune_delivered(
+                &self,
+                before: i64,
+            ) -> Result<u64, $crate::domain::StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM outbox WHERE state = 'delivered' AND finished_at < $1",
+                )
+                .bind(before)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(super) use {impl_outbox, outbox_columns};

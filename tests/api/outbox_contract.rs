@@ -1,0 +1,249 @@
+//! The outbox's contract, on the backend of the test run (SQLite under `cargo
+//! test`, PostgreSQL in the second pass): per-device order, leases that run out
+//! and are taken over, two instances claiming at once, and only tokens with a
+//! callback URL getting events.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use gewe_server::domain::{AppId, Lease, NewEvent, OutboxState, Repository, TokenId, Wxid};
+use tokio::sync::Barrier;
+
+use crate::helpers::TestData;
+
+const NOW: i64 = 1_750_000_000;
+
+fn lease(holder: &str, now: i64) -> Lease {
+    Lease {
+        holder: holder.to_owned(),
+        until: now + 30,
+    }
+}
+
+fn offline(owner: TokenId, app_id: &AppId, now: i64) -> NewEvent {
+    NewEvent::offline(
+        owner,
+        app_id,
+        &Wxid::from_trusted("wxid_contract".to_owned()),
+        now,
+    )
+}
+
+async fn token_with_callback(repo: &Arc<dyn Repository>, name: &str) -> TokenId {
+    let owner = repo.insert_token(name, None, NOW).await.unwrap();
+    repo.set_callback_url(owner, "http://127.0.0.1:9/cb", NOW)
+        .await
+        .unwrap();
+    owner
+}
+
+#[tokio::test]
+async fn events_are_written_only_for_tokens_with_a_callback_url() {
+    let data = TestData::new().await;
+    let repo = data.repo().await;
+    let without = repo.insert_token("hash-none", None, NOW).await.unwrap();
+    let app_id = AppId::generate();
+    assert_eq!(
+        repo.enqueue_event(&offline(without, &app_id, NOW))
+            .await
+            .unwrap(),
+        None
+    );
+    let with = token_with_callback(&repo, "hash-with").await;
+    let id = repo
+        .enqueue_event(&offline(with, &app_id, NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = repo.find_event(id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.payload,
+        offline(with, &app_id, NOW).payload,
+        "bytes kept as written"
+    );
+    assert_eq!(stored.state, OutboxState::Pending);
+    assert_eq!(repo.list_events(without, false, 10).await.unwrap(), vec![]);
+    // The URL is replaced, not added.
+    repo.set_callback_url(with, "http://127.0.0.1:10/cb", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.callback_url(with).await.unwrap().as_deref(),
+        Some("http://127.0.0.1:10/cb")
+    );
+}
+
+#[tokio::test]
+async fn claims_keep_each_devices_order_and_one_in_flight_per_device() {
+    let data = TestData::new().await;
+    let repo = data.repo().await;
+    let owner = token_with_callback(&repo, "hash-order").await;
+    let (x, y) = (AppId::generate(), AppId::generate());
+    let mut ids = Vec::new();
+    for app_id in [&x, &x, &y, &x] {
+        ids.push(
+            repo.enqueue_event(&offline(owner, app_id, NOW))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    // Only the head of each device's queue.
+    let claimed = repo.claim_events(NOW, &lease("a", NOW), 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [ids[0], ids[2]]
+    );
+    assert!(claimed.iter().all(|e| e.attempts == 1));
+    assert!(
+        repo.claim_events(NOW, &lease("a", NOW), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // x's head waits for a retry: x's later events wait behind it.
+    assert!(
+        repo.schedule_retry(ids[0], "a", NOW + 60, "callback-connect: down")
+            .await
+            .unwrap()
+    );
+    assert!(repo.mark_delivered(ids[2], "a", NOW).await.unwrap());
+    assert!(
+        repo.claim_events(NOW + 59, &lease("a", NOW + 59), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = repo
+        .claim_events(NOW + 60, &lease("a", NOW + 60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[0]]);
+    assert_eq!(claimed[0].attempts, 2);
+    assert_eq!(
+        claimed[0].last_error.as_deref(),
+        Some("callback-connect: down")
+    );
+
+    // A failed head no longer holds its device up.
+    assert!(
+        repo.mark_failed(ids[0], "a", NOW + 60, "too old")
+            .await
+            .unwrap()
+    );
+    let claimed = repo
+        .claim_events(NOW + 60, &lease("a", NOW + 60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[1]]);
+    assert!(repo.mark_delivered(ids[1], "a", NOW + 60).await.unwrap());
+    let claimed = repo
+        .claim_events(NOW + 60, &lease("a", NOW + 60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[3]]);
+
+    let failed = repo.list_events(owner, true, 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].id, ids[0]);
+    assert_eq!(failed[0].state, OutboxState::Failed);
+    // Retry by hand: due now, with a fresh age.
+    assert!(repo.retry_event(ids[0], NOW + 100).await.unwrap());
+    let retried = repo.find_event(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (retried.state, retried.age_from),
+        (OutboxState::Pending, NOW + 100)
+    );
+    assert!(
+        !repo.retry_event(ids[1], NOW + 100).await.unwrap(),
+        "delivered"
+    );
+    assert!(
+        !repo.retry_event(ids[3], NOW + 60).await.unwrap(),
+        "in flight"
+    );
+}
+
+#[tokio::test]
+async fn a_lease_that_runs_out_is_taken_over() {
+    let data = TestData::new().await;
+    // Two instances on one database; the first "dies" holding a claim.
+    let (dead, alive) = (data.repo().await, data.repo().await);
+    let owner = token_with_callback(&dead, "hash-lease").await;
+    let id = dead
+        .enqueue_event(&offline(owner, &AppId::generate(), NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        dead.claim_events(NOW, &lease("dead", NOW), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        alive
+            .claim_events(NOW + 29, &lease("alive", NOW + 29), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = alive
+        .claim_events(NOW + 30, &lease("alive", NOW + 30), 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!((taken[0].id, taken[0].attempts), (id, 2));
+    // The late outcome of the dead holder is not recorded; the new holder's is.
+    assert!(!dead.mark_delivered(id, "dead", NOW + 31).await.unwrap());
+    assert!(alive.mark_delivered(id, "alive", NOW + 31).await.unwrap());
+    // Pruned only once old enough.
+    assert_eq!(alive.prune_delivered(NOW + 31).await.unwrap(), 0);
+    assert_eq!(alive.prune_delivered(NOW + 32).await.unwrap(), 1);
+    assert!(alive.find_event(id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn two_instances_claiming_at_once_never_take_the_same_event() {
+    const DEVICES: usize = 24;
+    let data = TestData::new().await;
+    let instances = [data.repo().await, data.repo().await];
+    let owner = token_with_callback(&instances[0], "hash-race").await;
+    for _ in 0..DEVICES {
+        let app_id = AppId::generate();
+        for _ in 0..2 {
+            instances[0]
+                .enqueue_event(&offline(owner, &app_id, NOW))
+                .await
+                .unwrap();
+        }
+    }
+    let barrier = Arc::new(Barrier::new(8));
+    let claims = (0..8).map(|i| {
+        let repo = instances[i % 2].clone();
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            barrier.wait().await;
+            repo.claim_events(NOW, &lease(&format!("h{i}"), NOW), 4)
+                .await
+                .unwrap()
+        })
+    });
+    let claimed: Vec<_> = join_all(claims)
+        .await
+        .into_iter()
+        .flat_map(|c| c.unwrap())
+        .collect();
+    let ids: HashSet<i64> = claimed.iter().map(|e| e.id).collect();
+    let devices: HashSet<String> = claimed.iter().map(|e| e.app_id.to_string()).collect();
+    assert_eq!(ids.len(), claimed.len(), "an event claimed twice");
+    assert_eq!(
+        devices.len(),
+        claimed.len(),
+        "two events of one device in flight"
+    );
+    assert!(claimed.len() <= DEVICES);
+}
