@@ -68,7 +68,7 @@ class Loopback:
     def __init__(self):
         self.files = {}  # path -> (content type, bytes)
         self.gets = []  # paths asked for
-        self.posts = []  # (path, headers, body bytes)
+        self.posts = []  # (path, headers with lower-case names, body bytes)
         self._cond = threading.Condition()
         loopback = self
 
@@ -91,7 +91,9 @@ class Loopback:
             def do_POST(self):
                 body = self._read_body()
                 with loopback._cond:
-                    loopback.posts.append((self.path, dict(self.headers), body))
+                    # Header names are case-insensitive (HTTP/1.1 clients may send any case).
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    loopback.posts.append((self.path, headers, body))
                     loopback._cond.notify_all()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")

@@ -145,7 +145,7 @@ class TestQrLogin(_PersonalSteps, _TokenStep):
         answer = client.set_callback(token, loopback.url(path))
         assert answer["ret"] == 200
         headers, body = loopback.wait_for_post(path)
-        assert headers.get("Content-Type", "").startswith("application/json"), headers
+        assert headers.get("content-type", "").startswith("application/json"), headers
         assert body == {"testMsg": CALLBACK_TEST_MSG, "token": token}
 
     def test_91_relogin_with_login_helper(self, flow):

@@ -216,7 +216,7 @@ class TestQrLogin(_PersonalSteps, _Flow):
         answer, success = run(client.login.set_callback())  # {token, callbackUrl}
         assert success, answer
         headers, body = loopback.wait_for_post(path)
-        assert headers.get("Content-Type", "").startswith("application/json"), headers
+        assert headers.get("content-type", "").startswith("application/json"), headers
         assert body == {"testMsg": CALLBACK_TEST_MSG, "token": token}
 
     def test_91_restart_with_start_login(self, server, flow, run, loopback):
