@@ -18,3 +18,4 @@ mod support;
 mod connections;
 mod crash;
 mod hostile;
+mod outbox;
