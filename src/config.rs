@@ -103,6 +103,36 @@ pub struct Settings {
     pub callback_prune_days: i64,
     /// Callback deliveries in flight at once (each to a different device).
     pub callback_concurrency: usize,
+    /// Turns the operator API (the test control plane) on: the key its
+    /// `X-GEWE-OPERATOR-KEY` header must carry. Unset: on only if
+    /// `gewe operator-key create` stored a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_key: Option<OperatorKey>,
+    /// GeWe calls the journal keeps per token while the operator API is on.
+    pub journal_limit: i64,
+}
+
+/// `GEWE_OPERATOR_KEY`: never shown, not even in debug output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OperatorKey(String);
+
+impl From<&str> for OperatorKey {
+    fn from(key: &str) -> Self {
+        OperatorKey(key.to_owned())
+    }
+}
+
+impl OperatorKey {
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for OperatorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperatorKey(***)")
+    }
 }
 
 /// How the listener treats connections (see the `*_timeout_ms`,
@@ -408,6 +438,8 @@ impl Default for Settings {
             callback_max_age_secs: 24 * 60 * 60,
             callback_prune_days: 7,
             callback_concurrency: 32,
+            operator_key: None,
+            journal_limit: 10_000,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod domain;
 pub mod fetch;
 pub mod imaging;
+pub mod operator;
 pub mod repo;
 pub mod startup;
 pub mod storage;

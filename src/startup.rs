@@ -10,12 +10,16 @@ use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 use url::Url;
 
-use crate::api::{self, AppState, AvatarUrls, Services};
-use crate::auth::{Issuing, Tokens};
+use crate::api::{self, AppState, AvatarUrls, ControlPlane, Services};
+use crate::auth::{Issuing, MIN_CONFIGURED_LEN, OperatorKeys, Tokens};
 use crate::config::{ConnectionLimits, Settings, Storage, TokenIssuing};
 use crate::delivery::{Dispatcher, DispatcherConfig};
-use crate::domain::{Accounts, AvatarUpdater, Callbacks, Clock, Logins, Profiles, Repository};
+use crate::domain::{
+    Accounts, AvatarUpdater, Callbacks, Clock, Faults, Journal, Logins, Messages, Profiles,
+    Repository,
+};
 use crate::fetch::Fetcher;
+use crate::operator;
 use crate::repo::{PgRepo, SqliteRepo};
 use crate::storage::BlobStore;
 
@@ -101,7 +105,28 @@ pub async fn open_services(
     // Callbacks go out over the same network as picture fetches, with their own
     // allow list and limits.
     let callback_fetcher = fetcher.reconfigured(settings.callback_fetch_config());
+    let configured_key = settings.operator_key.as_ref().map(|k| k.expose_secret());
+    if let Some(key) = configured_key
+        && key.trim().chars().count() < MIN_CONFIGURED_LEN
+    {
+        bail!(
+            "GEWE_OPERATOR_KEY is too short: use at least {MIN_CONFIGURED_LEN} characters (e.g. `openssl rand -hex 24`)"
+        );
+    }
+    let operator_keys = OperatorKeys::new(repo.clone(), clock.clone(), configured_key);
+    let control = operator_keys
+        .enabled()
+        .await
+        .context("cannot read the operator keys")?
+        .then(|| ControlPlane {
+            journal: Journal::new(repo.clone(), settings.journal_limit),
+            faults: Faults::new(repo.clone(), clock.clone()),
+            clock: clock.clone(),
+        });
     Ok(Services {
+        messages: Messages::new(repo.clone(), storage.clone(), clock.clone()),
+        operator_keys,
+        control,
         callbacks: Callbacks::new(repo.clone(), callback_fetcher, clock.clone()),
         tokens: Tokens::new(repo.clone(), clock.clone()),
         accounts: Accounts::new(repo.clone(), storage.clone(), clock.clone()),
@@ -215,11 +240,17 @@ impl Application {
             mode = self.state.token_issuing.describe(),
             "tools/getTokenId issuing mode (GEWE_TOKEN_ISSUING)"
         );
+        if self.state.control.is_some() {
+            tracing::info!(
+                journal_limit = self.state.control.as_ref().map(|c| c.journal.keep()),
+                "operator API on: /operator/* with X-GEWE-OPERATOR-KEY; GeWe calls are journaled"
+            );
+        }
         // The callback dispatcher runs as long as the server does.
         let dispatcher = self.dispatcher.start();
         let served = listener::serve(
             self.listener,
-            api::router(self.state),
+            api::router_with(self.state, operator::routes()),
             self.limits,
             max_connections,
             shutdown,

@@ -60,31 +60,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for GeweJson<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap_or_default().to_ascii_lowercase());
-        // A client trickling its body must not hold the request (and a
-        // connection) for ever.
-        let read = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES);
-        let body = tokio::time::timeout(state.body_timeout, read)
-            .await
-            .map_err(|_| {
-                ApiError::with_detail(
-                    "读取请求体超时",
-                    "body-timeout",
-                    format!("请求体须在{}秒内发送完毕", state.body_timeout.as_secs_f32()),
-                )
-            })?
-            .map_err(|e| {
-                let too_large = std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                if too_large {
-                    ApiError::with_detail(
-                        "请求体过大",
-                        "body-too-large",
-                        format!("请求体不能超过{}KiB", MAX_BODY_BYTES / 1024),
-                    )
-                } else {
-                    ApiError::with_detail("读取请求体失败", "body-read", e.to_string())
-                }
-            })?;
+        let body = read_body(request.into_body(), state.body_timeout).await?;
         let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -127,6 +103,38 @@ impl<T: DeserializeOwned> FromRequest<AppState> for GeweJson<T> {
         })?;
         Ok(GeweJson(value))
     }
+}
+
+/// A GeWe request body, whole: at most [`MAX_BODY_BYTES`], within `timeout`
+/// (a client trickling its body must not hold the request, and a connection,
+/// for ever).
+pub async fn read_body(
+    body: axum::body::Body,
+    timeout: std::time::Duration,
+) -> Result<axum::body::Bytes, ApiError> {
+    let read = axum::body::to_bytes(body, MAX_BODY_BYTES);
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| {
+            ApiError::with_detail(
+                "读取请求体超时",
+                "body-timeout",
+                format!("请求体须在{}秒内发送完毕", timeout.as_secs_f32()),
+            )
+        })?
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::with_detail(
+                    "请求体过大",
+                    "body-too-large",
+                    format!("请求体不能超过{}KiB", MAX_BODY_BYTES / 1024),
+                )
+            } else {
+                ApiError::with_detail("读取请求体失败", "body-read", e.to_string())
+            }
+        })
 }
 
 fn is_json_media_type(content_type: &str) -> bool {

@@ -1,10 +1,12 @@
 //! The HTTP surface: GeWe routes under both URL prefixes, avatar serving, health.
 //! Handlers stay thin: parse at the edge, call the domain, wrap in the envelope.
 
+pub mod control;
 mod envelope;
-mod extract;
+pub mod extract;
 mod health;
 mod login;
+mod message;
 pub mod middleware;
 mod mmhead;
 pub mod not_implemented;
@@ -20,11 +22,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use control::{CloseConnection, ControlPlane};
 pub use envelope::{ApiError, DataOrError, Envelope, ErrorDetail, JSON_UTF8};
 
-use crate::auth::{Issuing, Tokens};
+use crate::auth::{Issuing, OperatorKeys, Tokens};
 use crate::domain::{
-    Accounts, AvatarId, AvatarSize, AvatarUpdater, Callbacks, Logins, Profiles, Repository,
+    Accounts, AvatarId, AvatarSize, AvatarUpdater, Callbacks, Logins, Messages, Profiles,
+    Repository,
 };
 use crate::storage::BlobStore;
 
@@ -44,6 +48,10 @@ pub struct Services {
     pub logins: Logins,
     pub profiles: Profiles,
     pub callbacks: Callbacks,
+    pub messages: Messages,
+    pub operator_keys: OperatorKeys,
+    /// The journal and fault rules; `None` while the operator API is off.
+    pub control: Option<ControlPlane>,
     pub avatar_urls: AvatarUrls,
     pub token_issuing: Issuing,
     /// How long a client may take to send a request body.
@@ -102,10 +110,12 @@ fn gewe_actions() -> OpenApiRouter<AppState> {
         .routes(routes!(personal::get_qr_code::get_qr_code))
         .routes(routes!(personal::get_safety_info::get_safety_info))
         .routes(routes!(personal::privacy_settings::privacy_settings))
+        .routes(routes!(message::post_text::post_text))
 }
 
-/// The whole surface, routes and document together.
-fn surface() -> OpenApiRouter<AppState> {
+/// The whole surface, routes and document together, with `extra` (the
+/// operator API, wired in by `startup`) merged in.
+fn surface(extra: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let mut surface = OpenApiRouter::with_openapi(openapi::base_document());
     for prefix in PREFIXES {
         let actions = gewe_actions();
@@ -116,6 +126,7 @@ fn surface() -> OpenApiRouter<AppState> {
         .routes(routes!(mmhead::serve_variant))
         .routes(routes!(health::alive))
         .routes(routes!(health::ready))
+        .merge(extra)
 }
 
 /// `docs/coverage.md` as the router makes it: every GeWe route, implemented or not.
@@ -127,9 +138,18 @@ pub fn coverage_markdown() -> String {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (routes, document) = surface().split_for_parts();
+    router_with(state, OpenApiRouter::new())
+}
+
+/// The server's router: the GeWe surface and `extra` routes, documented together.
+pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
+    let (routes, document) = surface(extra).split_for_parts();
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::finish(document)))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            control::gewe_calls,
+        ))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
 }

@@ -24,7 +24,11 @@ use super::PREFIXES;
         (name = "登录模块", description = "Devices (appIds) and their state"),
         (name = "个人模块", description = "The account's own profile and avatar"),
         (name = "头像", description = "Avatar pictures, as getProfile links them"),
+        (name = "消息模块", description = "Messages the account sends"),
         (name = "运维", description = "Health checks"),
+        (name = "operator", description = "The test control plane (not GeWe): inject messages, \
+            read the journal of GeWe calls, make GeWe misbehave, reset and seed. Needs \
+            `X-GEWE-OPERATOR-KEY`; off unless an operator key is configured."),
     ),
 )]
 struct ApiDoc;
@@ -37,10 +41,13 @@ impl Modify for TokenHeader {
             "X-GEWE-TOKEN",
             "The token from tools/getTokenId or `gewe token create`",
         )));
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("X-GEWE-TOKEN", scheme);
+        let operator = SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-GEWE-OPERATOR-KEY",
+            "GEWE_OPERATOR_KEY, or a key from `gewe operator-key create`",
+        )));
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("X-GEWE-TOKEN", scheme);
+        components.add_security_scheme("X-GEWE-OPERATOR-KEY", operator);
     }
 }
 
@@ -81,9 +88,4 @@ pub(super) fn finish(mut doc: OpenApiDoc) -> OpenApiDoc {
             (path, item)
         }));
     doc
-}
-
-/// The document as `/openapi.json` serves it.
-pub fn document() -> OpenApiDoc {
-    finish(super::surface().split_for_parts().1)
 }

@@ -4,6 +4,8 @@
 //! A token carries 128 random bits, so a fast unsalted hash is enough: nobody can
 //! enumerate the input space, and lookups stay a single indexed query.
 
+mod operator;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -11,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
+
+pub use operator::{KEY_PREFIX, MIN_CONFIGURED_LEN, OPERATOR_HEADER, OperatorKeys};
 
 use crate::domain::{Clock, Repository, StoreError, TokenId};
 
@@ -151,6 +155,31 @@ impl Tokens {
             .insert_token(&hash_token(&token), label, self.clock.unix_now())
             .await?;
         Ok(IssuedToken { token, id })
+    }
+
+    /// A token chosen by the caller (a fixture file): stored if new, answered
+    /// by id either way. `None` when it is not 32 hex characters.
+    pub async fn ensure(
+        &self,
+        token: &str,
+        label: Option<&str>,
+    ) -> Result<Option<TokenId>, StoreError> {
+        if !is_token_shaped(token) {
+            return Ok(None);
+        }
+        let id = self
+            .repo
+            .ensure_token(&hash_token(token), label, self.clock.unix_now())
+            .await?;
+        Ok(Some(id))
+    }
+
+    /// The owner of `token`, if it is one.
+    pub async fn find(&self, token: &str) -> Result<Option<TokenId>, StoreError> {
+        if !is_token_shaped(token.trim()) {
+            return Ok(None);
+        }
+        self.repo.find_token(&hash_token(token.trim())).await
     }
 
     /// Resolves the value of an `X-GEWE-TOKEN` header to its owner.

@@ -61,6 +61,16 @@ impl Accounts {
         owner: TokenId,
         draft: AccountDraft,
     ) -> Result<Profile, DomainError> {
+        self.create_as(owner, AppId::generate(), draft).await
+    }
+
+    /// Like [`Accounts::create`], with the appId chosen by the caller (fixtures).
+    pub async fn create_as(
+        &self,
+        owner: TokenId,
+        app_id: AppId,
+        draft: AccountDraft,
+    ) -> Result<Profile, DomainError> {
         let wxid = match draft.wxid {
             Some(w) => Wxid::parse(&w).map_err(|e| match e {
                 FieldError::Invalid { detail, .. } => DomainError::InvalidInput(detail),
@@ -77,7 +87,7 @@ impl Accounts {
         }
         let avatar = identicon_avatar(&self.storage, &wxid).await?;
         let record = AccountRecord {
-            app_id: AppId::generate(),
+            app_id,
             nick_name: draft.nick_name.unwrap_or_else(|| default_nick_name(&wxid)),
             wxid,
             alias: draft.alias.unwrap_or_default(),

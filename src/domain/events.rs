@@ -33,19 +33,22 @@ pub fn test_ping(token: &str) -> String {
 pub enum EventType {
     /// The device went offline (logout, kick): `{TypeName, Appid, Wxid}`, no `Data`.
     Offline,
+    /// A message arrived (here: injected by an operator).
+    AddMsg,
 }
 
 impl EventType {
     pub fn type_name(self) -> &'static str {
         match self {
             Self::Offline => "Offline",
+            Self::AddMsg => "AddMsg",
         }
     }
 }
 
 /// `{TypeName, Appid, Wxid[, Data]}` in this key order, as GeWe sends them.
 #[derive(Debug, Serialize)]
-struct Envelope<'a> {
+struct Envelope<'a, D> {
     #[serde(rename = "TypeName")]
     type_name: &'static str,
     #[serde(rename = "Appid")]
@@ -53,7 +56,40 @@ struct Envelope<'a> {
     #[serde(rename = "Wxid")]
     wxid: &'a str,
     #[serde(rename = "Data", skip_serializing_if = "Option::is_none")]
-    data: Option<&'a serde_json::Value>,
+    data: Option<&'a D>,
+}
+
+/// `{"string": …}`, how WeChat wraps user names and contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WxString {
+    pub string: String,
+}
+
+/// `{"iLen": 0}`: a text message carries no picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ImgBuf {
+    #[serde(rename = "iLen")]
+    pub len: i64,
+}
+
+/// The `Data` of a text `AddMsg`, keys in GeWe's order (reference §7).
+/// `NewMsgId` is beyond 2^53: it is written as an exact integer, as GeWe does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddMsg {
+    pub msg_id: i64,
+    pub from_user_name: WxString,
+    pub to_user_name: WxString,
+    pub msg_type: i64,
+    pub content: WxString,
+    pub status: i64,
+    pub img_status: i64,
+    pub img_buf: ImgBuf,
+    pub create_time: i64,
+    pub msg_source: String,
+    pub push_content: String,
+    pub new_msg_id: i64,
+    pub msg_seq: i64,
 }
 
 /// An event for the outbox: whom it goes to (the token's callback URL at
@@ -72,15 +108,20 @@ pub struct NewEvent {
 impl NewEvent {
     /// `{"TypeName":"Offline","Appid":…,"Wxid":…}` — no `Data` key (reference §7).
     pub fn offline(owner: TokenId, app_id: &AppId, wxid: &Wxid, now: i64) -> Self {
-        Self::build(owner, app_id, wxid, EventType::Offline, None, now)
+        Self::build::<()>(owner, app_id, wxid, EventType::Offline, None, now)
     }
 
-    fn build(
+    /// `{"TypeName":"AddMsg",…,"Data":{…}}` for a text message the account got.
+    pub fn add_msg(owner: TokenId, app_id: &AppId, wxid: &Wxid, data: &AddMsg, now: i64) -> Self {
+        Self::build(owner, app_id, wxid, EventType::AddMsg, Some(data), now)
+    }
+
+    fn build<D: Serialize>(
         owner: TokenId,
         app_id: &AppId,
         wxid: &Wxid,
         kind: EventType,
-        data: Option<&serde_json::Value>,
+        data: Option<&D>,
         now: i64,
     ) -> Self {
         let payload = serde_json::to_string(&Envelope {

@@ -13,10 +13,14 @@ mod avatar_id;
 mod avatars;
 mod callbacks;
 mod clock;
+mod control_store;
 mod events;
+mod faults;
 mod fetchable_url;
 mod ids;
+mod journal;
 mod login;
+mod messages;
 mod profile;
 mod store;
 
@@ -25,12 +29,21 @@ pub use avatar_id::{AvatarId, AvatarSize};
 pub use avatars::{AvatarError, AvatarUpdater, AvatarUpdaterConfig, ChangeLimit};
 pub use callbacks::{CallbackError, Callbacks, callback_failure};
 pub use clock::{Clock, ManualClock};
-pub use events::{EventType, NewEvent, TEST_MSG, test_ping};
+pub use control_store::{
+    ContactRecord, ControlStore, Direction, FaultDraw, FaultRule, JournalEntry, JournalQuery,
+    MessageRecord,
+};
+pub use events::{AddMsg, EventType, NewEvent, TEST_MSG, test_ping};
+pub use faults::{FaultAction, FaultPreset, FaultSpec, Faults, RISK_CONTROL_MSG, unit_draw};
 pub use fetchable_url::{BadUrlReason, MAX_URL_LEN, check_url};
 pub use ids::{AppId, FieldError, HeadImgUrl, Wxid};
+pub use journal::Journal;
 pub use login::{
     LoginCheck, LoginConfig, LoginError, LoginInfo, LoginQr, Logins, MIN_EXPIRED_TIME_DONE,
     ScanMode, login_device_name,
+};
+pub use messages::{
+    FILE_HELPER, InboundText, Injected, MAX_TEXT_CHARS, Messages, OutboundText, TEXT_MSG_TYPE,
 };
 pub use profile::{
     PRIVACY_OPTIONS, ProfileUpdate, Profiles, QrCard, nick_name_units, signature_units,

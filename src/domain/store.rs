@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use super::{AppId, AvatarId, NewEvent, Wxid};
+use super::{AppId, AvatarId, ControlStore, NewEvent, Wxid};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +95,7 @@ pub trait Repository:
     + LoginSessionStore
     + CallbackStore
     + OutboxStore
+    + ControlStore
     + Send
     + Sync
     + 'static

@@ -33,6 +33,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "avatar_sources",
         include_str!("../../migrations/postgres/0005_avatar_sources.sql"),
     ),
+    (
+        6,
+        "control_plane",
+        include_str!("../../migrations/postgres/0006_control_plane.sql"),
+    ),
 ];
 
 /// PostgreSQL, for any number of instances sharing one database. Every guarantee
@@ -68,3 +73,4 @@ super::sql_outbox::impl_outbox!(
     sqlx::Postgres,
     skip_locked = " FOR UPDATE SKIP LOCKED"
 );
+super::sql_control::impl_control_store!(PgRepo, sqlx::Postgres);

@@ -9,7 +9,6 @@
 //! EMFILE back off instead of spinning, and shutdown waits for in-flight requests
 //! only as long as the grace period.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_service::Service;
 
+use crate::api::CloseConnection;
 use crate::config::ConnectionLimits;
 
 /// File descriptors kept for the database, blobs and outgoing fetches when the
@@ -110,11 +110,21 @@ pub async fn serve(
     Ok(())
 }
 
+/// A fault rule asked to close the connection instead of answering.
+#[derive(Debug, thiserror::Error)]
+#[error("connection closed on purpose by a fault rule")]
+struct ClosedOnPurpose;
+
 async fn route(
     mut router: Router,
     mut request: hyper::Request<Incoming>,
     peer: SocketAddr,
-) -> Result<axum::response::Response, Infallible> {
+) -> Result<axum::response::Response, ClosedOnPurpose> {
     request.extensions_mut().insert(ConnectInfo(peer));
-    router.call(request.map(axum::body::Body::new)).await
+    let Ok(response) = router.call(request.map(axum::body::Body::new)).await;
+    if response.extensions().get::<CloseConnection>().is_some() {
+        // Failing the service makes hyper drop the connection unanswered.
+        return Err(ClosedOnPurpose);
+    }
+    Ok(response)
 }

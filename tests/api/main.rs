@@ -18,6 +18,7 @@ mod login;
 mod login_flow;
 mod login_store;
 mod openapi;
+mod operator;
 mod outbox_contract;
 mod overload;
 mod personal;
