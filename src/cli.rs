@@ -1,6 +1,8 @@
 //! `gewe`: run the server, and administer tokens, accounts and pictures on the
 //! same data directory (safe while the server runs).
 
+mod operator;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -81,6 +83,8 @@ enum Command {
     /// Inspect and retry callback deliveries (the outbox).
     #[command(subcommand)]
     Callbacks(CallbacksCommand),
+    #[command(flatten)]
+    Operator(operator::OperatorCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,6 +244,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Image(ImageCommand::Render { file, out }) => render(&settings, &file, &out)?,
         Command::Callbacks(command) => callbacks(&settings, command).await?,
+        Command::Operator(command) => operator::run(&settings, command).await?,
     }
     Ok(())
 }
