@@ -30,7 +30,17 @@ macro_rules! message_columns {
     };
 }
 
-pub(super) use {fault_columns, journal_columns, message_columns};
+/// The live rules that match a call: `$1` token (or NULL), `$2` route, `$3`
+/// appId (or NULL), `$4` now.
+macro_rules! live_fault_match {
+    () => {
+        "(token_id IS NULL OR token_id = $1) AND route = $2 \
+         AND (app_id IS NULL OR app_id = $3) AND (expires_at IS NULL OR expires_at > $4) \
+         AND (remaining IS NULL OR remaining > 0)"
+    };
+}
+
+pub(super) use {fault_columns, journal_columns, live_fault_match, message_columns};
 
 fn bad(what: &str) -> sqlx::Error {
     sqlx::Error::Decode(what.to_owned().into())
@@ -441,15 +451,28 @@ macro_rules! impl_control_store {
                 now: i64,
                 draw: $crate::domain::FaultDraw<'_>,
             ) -> Result<Option<$crate::domain::FaultRule>, $crate::domain::StoreError> {
+                // Most calls match no rule: a plain read answers them without
+                // taking any write lock.
+                let candidates: i64 = sqlx::query_scalar(concat!(
+                    "SELECT COUNT(*) FROM fault_rules WHERE ",
+                    super::sql_control::live_fault_match!()
+                ))
+                .bind(owner.map(|o| o.0))
+                .bind(route)
+                .bind(app_id)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+                if candidates == 0 {
+                    return Ok(None);
+                }
                 let mut tx = self.pool.begin().await?;
                 // Counting a draw first takes SQLite's write lock and PostgreSQL's
                 // row locks, so racing calls see each other's counts.
                 let rows = sqlx::query(concat!(
-                    "UPDATE fault_rules SET draws = draws + 1 \
-                     WHERE (token_id IS NULL OR token_id = $1) AND route = $2 \
-                     AND (app_id IS NULL OR app_id = $3) \
-                     AND (expires_at IS NULL OR expires_at > $4) \
-                     AND (remaining IS NULL OR remaining > 0) RETURNING ",
+                    "UPDATE fault_rules SET draws = draws + 1 WHERE ",
+                    super::sql_control::live_fault_match!(),
+                    " RETURNING ",
                     super::sql_control::fault_columns!()
                 ))
                 .bind(owner.map(|o| o.0))

@@ -1,0 +1,184 @@
+"""Callback delivery throughput: messages injected through the operator API at a
+fixed rate, delivered by the real `gewe serve` to a receiver on loopback.
+
+    python3 bench/callbacks.py GEWE_BINARY [--rate 500] [--seconds 60] [--devices 16]
+
+Prints one JSON document: injected, delivered, lost, duplicated, the injection
+rate reached, the delivery rate, and commit → receiver latency percentiles (from
+the moment the inject call returned, i.e. after the commit, to the moment the
+receiver read the callback). Standard library only; loopback only; bounded in
+time (the run, then at most 60 s to drain).
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+KEY = "bench-operator-key-0123456789abcdef"
+TOKEN = "0123456789abcdef0123456789abcdef"
+NEW_MSG_ID = re.compile(rb'"NewMsgId":(\d+)')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive connection to the server."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def post(self, path, body, headers):
+        self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json", **headers})
+        response = self.conn.getresponse()
+        return json.loads(response.read())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("gewe")
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--devices", type=int, default=16)
+    parser.add_argument("--injectors", type=int, default=4)
+    args = parser.parse_args()
+
+    received = {}
+    duplicates = [0]
+    lock = threading.Lock()
+
+    class Receiver(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            now = time.monotonic()
+            match = NEW_MSG_ID.search(body)
+            if match:
+                with lock:
+                    if match.group(1) in received:
+                        duplicates[0] += 1
+                    else:
+                        received[match.group(1)] = now
+            self.send_response(200)
+            self.send_header("Content-Length", "7")
+            self.end_headers()
+            self.wfile.write(b"SUCCESS")
+
+        def log_message(self, *a):
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    receiver.daemon_threads = True
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+
+    data = tempfile.mkdtemp()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEWE_")}
+    env.update(GEWE_DATA_DIR=data, GEWE_LISTEN=f"127.0.0.1:{port}", GEWE_OPERATOR_KEY=KEY)
+    server = subprocess.Popen([args.gewe, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                c.request("GET", "/readyz")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        operator = {"X-GEWE-OPERATOR-KEY": KEY}
+        admin = Client(port)
+        app_ids = [f"wx_bench_device_{i:08d}" for i in range(args.devices)]
+        seeded = admin.post(
+            "/operator/seed",
+            {"tokens": [{"token": TOKEN, "accounts": [
+                {"appId": a, "wxid": f"wxid_benchbot{i:05d}"} for i, a in enumerate(app_ids)]}]},
+            operator,
+        )
+        assert seeded["ret"] == 200, seeded
+        answer = admin.post(
+            "/v2/api/tools/setCallback",
+            {"token": TOKEN, "callbackUrl": f"http://127.0.0.1:{receiver.server_address[1]}/cb"},
+            {"X-GEWE-TOKEN": TOKEN},
+        )
+        assert answer["ret"] == 200, answer
+
+        injected = {}
+        total = int(args.rate * args.seconds)
+        started = time.monotonic()
+        errors = [0]
+
+        def injector(index):
+            client = Client(port)
+            for n in range(index, total, args.injectors):
+                due = started + n / args.rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                body = {"appId": app_ids[n % len(app_ids)], "fromWxid": "wxid_benchsender1", "content": f"m{n}"}
+                try:
+                    answer = client.post("/operator/injectMessage", body, operator)
+                except OSError:
+                    errors[0] += 1
+                    client = Client(port)
+                    continue
+                done = time.monotonic()
+                if answer.get("ret") == 200:
+                    with lock:
+                        injected[str(answer["data"]["newMsgId"]).encode()] = done
+                else:
+                    errors[0] += 1
+
+        threads = [threading.Thread(target=injector, args=(i,)) for i in range(args.injectors)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        inject_seconds = time.monotonic() - started
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with lock:
+                if all(k in received for k in injected):
+                    break
+            time.sleep(0.1)
+        drained = time.monotonic() - started
+        with lock:
+            latencies = sorted(received[k] - t for k, t in injected.items() if k in received)
+            last = max(received.values()) if received else started
+        delivered = len(latencies)
+
+        def pct(p):
+            return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1) if latencies else None
+
+        print(json.dumps({
+            "target_rate": args.rate, "seconds": args.seconds, "devices": args.devices,
+            "injected": len(injected), "inject_errors": errors[0],
+            "inject_rate": round(len(injected) / inject_seconds, 1),
+            "delivered": delivered, "lost": len(injected) - delivered, "duplicated": duplicates[0],
+            "delivery_rate": round(delivered / max(last - started, 1e-9), 1),
+            "drain_seconds": round(drained - inject_seconds, 2),
+            "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)},
+        }))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        receiver.shutdown()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
