@@ -12,6 +12,7 @@ use url::Url;
 
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::{Issuing, Tokens};
+use crate::console::{self, Console, ConsoleSettings};
 use crate::config::{ConnectionLimits, Settings, Storage, TokenIssuing};
 use crate::delivery::{Dispatcher, DispatcherConfig};
 use crate::domain::{Accounts, AvatarUpdater, Callbacks, Clock, Logins, Profiles, Repository};
@@ -127,6 +128,25 @@ pub async fn open_services(
     })
 }
 
+/// The web console over the same services as the API.
+fn console_for(settings: &Settings, public_url: &Url, services: &Services, clock: Clock) -> Console {
+    Console::new(console::Inner {
+        repo: services.repo.clone(),
+        tokens: services.tokens.clone(),
+        accounts: services.accounts.clone(),
+        avatars: services.avatars.clone(),
+        logins: services.logins.clone(),
+        profiles: services.profiles.clone(),
+        callbacks: services.callbacks.clone(),
+        clock,
+        settings: ConsoleSettings::new(
+            public_url,
+            settings.avatar_redirect_base.as_ref(),
+            settings.fetch_max_bytes,
+        ),
+    })
+}
+
 /// The issuing mode in force: the setting when given; otherwise the instance
 /// token while listening on loopback only, and a refusal naming the setting beyond.
 pub fn token_issuing(settings: &Settings) -> Issuing {
@@ -145,6 +165,7 @@ pub struct Application {
     public_url: Url,
     limits: ConnectionLimits,
     state: AppState,
+    console: Console,
     dispatcher: Dispatcher,
 }
 
@@ -166,6 +187,7 @@ impl Application {
             .reconfigured(settings.callback_fetch_config());
         let clock = outside.clock.clone();
         let services = open_services(settings, &public_url, outside).await?;
+        let console = console_for(settings, &public_url, &services, clock.clone());
         let dispatcher = Dispatcher::new(
             services.repo.clone(),
             callback_fetcher,
@@ -178,6 +200,7 @@ impl Application {
             public_url,
             limits: settings.connection_limits(),
             state: AppState::new(services),
+            console,
             dispatcher,
         })
     }
@@ -219,7 +242,7 @@ impl Application {
         let dispatcher = self.dispatcher.start();
         let served = listener::serve(
             self.listener,
-            api::router(self.state),
+            api::router_with(self.state, console::router(self.console)),
             self.limits,
             max_connections,
             shutdown,

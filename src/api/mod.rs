@@ -127,9 +127,16 @@ pub fn coverage_markdown() -> String {
 }
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API with other pages (the console) beside it, under the same
+/// per-request context.
+pub fn router_with(state: AppState, pages: Router) -> Router {
     let (routes, document) = surface().split_for_parts();
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::finish(document)))
-        .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
+        .merge(pages)
+        .layer(axum::middleware::from_fn(middleware::request_context))
 }

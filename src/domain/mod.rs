@@ -36,7 +36,8 @@ pub use profile::{
     PRIVACY_OPTIONS, ProfileUpdate, Profiles, QrCard, nick_name_units, signature_units,
 };
 pub use store::{
-    AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, CallbackStore,
+    AccountRecord, AccountStore, AvatarChange, ConsoleSessionRecord, ConsoleStore, DeviceSummary,
+    Principal, AvatarRecord, AvatarSource, CallbackStore,
     DeviceRecord, DeviceStore, HistoryEntry, InstanceTokenStore, Lease, LoginDevice,
     LoginDeviceStore, LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, OutboxEvent,
     OutboxState, OutboxStore, PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore,

@@ -33,6 +33,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "avatar_sources",
         include_str!("../../migrations/postgres/0005_avatar_sources.sql"),
     ),
+    (
+        7,
+        "console",
+        include_str!("../../migrations/postgres/0007_console.sql"),
+    ),
 ];
 
 /// PostgreSQL, for any number of instances sharing one database. Every guarantee
@@ -68,3 +73,4 @@ super::sql_outbox::impl_outbox!(
     sqlx::Postgres,
     skip_locked = " FOR UPDATE SKIP LOCKED"
 );
+super::sql_console::impl_console_store!(PgRepo, sqlx::Postgres);
