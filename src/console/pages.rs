@@ -98,6 +98,7 @@ fn sign_in_form(
 #[derive(Deserialize)]
 pub struct SignInForm {
     token: String,
+    #[serde(default)]
     csrf: String,
 }
 
@@ -145,6 +146,7 @@ pub async fn sign_in(
 
 #[derive(Deserialize)]
 pub struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 
@@ -286,7 +288,8 @@ async fn account_page(
             .iter()
             .rev()
             .take(HISTORY_SHOWN)
-            .map(|entry| view::HistoryView {
+            .enumerate()
+            .map(|(newest, entry)| view::HistoryView {
                 avatar_id: entry.avatar_id.to_string(),
                 thumb: mmhead(entry.avatar_id, AvatarSize::S96),
                 time: view::time(entry.changed_at),
@@ -294,7 +297,8 @@ async fn account_page(
                     .source_url
                     .clone()
                     .unwrap_or_else(|| "初始头像".to_owned()),
-                current: entry.avatar_id == account.avatar_id,
+                // The newest row is the avatar in use.
+                current: newest == 0 && entry.avatar_id == account.avatar_id,
             })
             .collect();
         if online {
@@ -372,6 +376,7 @@ async fn after_change(
 
 #[derive(Deserialize)]
 pub struct ProfileForm {
+    #[serde(default)]
     csrf: String,
     nick_name: Option<String>,
     sex: Option<String>,
@@ -404,6 +409,7 @@ pub async fn edit_profile(
 
 #[derive(Deserialize)]
 pub struct UrlForm {
+    #[serde(default)]
     csrf: String,
     url: String,
 }
@@ -499,6 +505,7 @@ pub async fn avatar_upload(
 
 #[derive(Deserialize)]
 pub struct RestoreForm {
+    #[serde(default)]
     csrf: String,
     avatar_id: String,
 }
@@ -520,6 +527,7 @@ pub async fn avatar_restore(
 
 #[derive(Deserialize)]
 pub struct PrivacyForm {
+    #[serde(default)]
     csrf: String,
     option: i64,
     open: bool,
@@ -646,6 +654,7 @@ pub async fn login_qr(
 
 #[derive(Deserialize)]
 pub struct ScanForm {
+    #[serde(default)]
     csrf: String,
     uuid: String,
     nick_name: Option<String>,
