@@ -12,8 +12,8 @@ use url::Url;
 
 use crate::api::{self, AppState, AvatarUrls, Services};
 use crate::auth::{Issuing, Tokens};
-use crate::console::{self, Console, ConsoleSettings};
 use crate::config::{ConnectionLimits, Settings, Storage, TokenIssuing};
+use crate::console::{self, Console, ConsoleSettings};
 use crate::delivery::{Dispatcher, DispatcherConfig};
 use crate::domain::{Accounts, AvatarUpdater, Callbacks, Clock, Logins, Profiles, Repository};
 use crate::fetch::Fetcher;
@@ -129,7 +129,12 @@ pub async fn open_services(
 }
 
 /// The web console over the same services as the API.
-fn console_for(settings: &Settings, public_url: &Url, services: &Services, clock: Clock) -> Console {
+fn console_for(
+    settings: &Settings,
+    public_url: &Url,
+    services: &Services,
+    clock: Clock,
+) -> Console {
     Console::new(console::Inner {
         repo: services.repo.clone(),
         tokens: services.tokens.clone(),

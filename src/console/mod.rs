@@ -57,7 +57,11 @@ pub struct ConsoleSettings {
 }
 
 impl ConsoleSettings {
-    pub fn new(public_url: &Url, avatar_redirect_base: Option<&Url>, max_upload_bytes: u64) -> Self {
+    pub fn new(
+        public_url: &Url,
+        avatar_redirect_base: Option<&Url>,
+        max_upload_bytes: u64,
+    ) -> Self {
         ConsoleSettings {
             secure_cookies: public_url.scheme() == "https",
             avatar_origin: avatar_redirect_base.map(|u| u.origin().ascii_serialization()),
@@ -135,10 +139,7 @@ impl IntoResponse for PageError {
                 "跨站请求被拒绝：请从控制台页面重新提交。".to_owned(),
             ),
             PageError::NotFound => (StatusCode::NOT_FOUND, "没有这个设备。".to_owned()),
-            PageError::TokenOnly => (
-                StatusCode::FORBIDDEN,
-                "此页面需要用令牌登录。".to_owned(),
-            ),
+            PageError::TokenOnly => (StatusCode::FORBIDDEN, "此页面需要用令牌登录。".to_owned()),
             PageError::BadRequest(text) => (StatusCode::BAD_REQUEST, text),
             PageError::Internal(cause) => {
                 tracing::error!(%cause, "console page failed");
@@ -181,23 +182,35 @@ pub fn router(console: Console) -> Router {
     Router::new()
         .route("/console", get(pages::accounts))
         .route("/console/", get(|| async { Redirect::to("/console") }))
-        .route("/console/login", get(pages::sign_in_page).post(pages::sign_in))
+        .route(
+            "/console/login",
+            get(pages::sign_in_page).post(pages::sign_in),
+        )
         .route("/console/logout", post(pages::sign_out))
         .route("/console/devices", post(pages::new_device))
         .route("/console/a/{app_id}", get(pages::account))
         .route("/console/a/{app_id}/profile", post(pages::edit_profile))
-        .route("/console/a/{app_id}/avatar/url", post(pages::avatar_from_url))
+        .route(
+            "/console/a/{app_id}/avatar/url",
+            post(pages::avatar_from_url),
+        )
         .route(
             "/console/a/{app_id}/avatar/upload",
             post(pages::avatar_upload).layer(DefaultBodyLimit::max(upload_limit)),
         )
-        .route("/console/a/{app_id}/avatar/restore", post(pages::avatar_restore))
+        .route(
+            "/console/a/{app_id}/avatar/restore",
+            post(pages::avatar_restore),
+        )
         .route("/console/a/{app_id}/privacy", post(pages::privacy))
         .route("/console/a/{app_id}/qr.jpg", get(pages::contact_card))
         .route("/console/a/{app_id}/login", get(pages::login_panel))
         .route("/console/a/{app_id}/login/qr", post(pages::login_qr))
         .route("/console/a/{app_id}/login/scan", post(pages::login_scan))
-        .route("/console/a/{app_id}/login/confirm", post(pages::login_confirm))
+        .route(
+            "/console/a/{app_id}/login/confirm",
+            post(pages::login_confirm),
+        )
         .route("/console/callbacks", get(pages::callbacks))
         .route("/console/callbacks/{id}/retry", post(pages::retry_callback))
         .route(

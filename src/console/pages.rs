@@ -34,11 +34,7 @@ async fn signed_in(console: &Console, headers: &HeaderMap) -> Result<Session, Pa
 }
 
 /// A form post of this session: from our own site, with its CSRF token.
-async fn checked(
-    console: &Console,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<Session, PageError> {
+async fn checked(console: &Console, headers: &HeaderMap, csrf: &str) -> Result<Session, PageError> {
     let session = signed_in(console, headers).await?;
     if !session::same_site(headers) || !session::same(csrf, &session.csrf()) {
         return Err(PageError::CrossSite);
@@ -316,7 +312,11 @@ async fn account_page(
                             None => "未设置",
                         },
                         next_open: open != Some(true),
-                        next_label: if open == Some(true) { "关闭" } else { "开启" },
+                        next_label: if open == Some(true) {
+                            "关闭"
+                        } else {
+                            "开启"
+                        },
                     }
                 })
                 .collect();

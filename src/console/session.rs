@@ -59,8 +59,7 @@ pub fn csrf_for(id: &str) -> String {
 /// Compares in time independent of where the strings differ.
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -131,7 +130,11 @@ pub async fn start(
 /// Whether a form post comes from our own pages: a browser's
 /// `Sec-Fetch-Site` and `Origin` (when sent) must name this site.
 pub fn same_site(headers: &HeaderMap) -> bool {
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     if let Some(site) = text("sec-fetch-site")
         && site != "same-origin"
         && site != "none"

@@ -4,8 +4,8 @@ use rand::Rng;
 
 use super::avatars::persist_avatar;
 use super::{
-    AccountRecord, AppId, AvatarRecord, Clock, DeviceSummary, DomainError, FieldError, HistoryEntry, LoginDevice,
-    LoginState, Repository, StoreError, TokenId, Wxid,
+    AccountRecord, AppId, AvatarRecord, Clock, DeviceSummary, DomainError, FieldError,
+    HistoryEntry, LoginDevice, LoginState, Repository, StoreError, TokenId, Wxid,
 };
 use crate::imaging;
 use crate::storage::BlobStore;

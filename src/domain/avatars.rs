@@ -8,8 +8,8 @@ use tokio::sync::Semaphore;
 use sha2::{Digest, Sha256};
 
 use super::{
-    AppId, AvatarChange, AvatarId, AvatarRecord, AvatarSize, AvatarSource, Clock, DomainError, HeadImgUrl,
-    Repository, TokenId,
+    AppId, AvatarChange, AvatarId, AvatarRecord, AvatarSize, AvatarSource, Clock, DomainError,
+    HeadImgUrl, Repository, TokenId,
 };
 use crate::fetch::{FetchError, Fetcher};
 use crate::imaging::{self, ImageError, ImageLimits, RenderedAvatar};

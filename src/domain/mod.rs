@@ -36,12 +36,12 @@ pub use profile::{
     PRIVACY_OPTIONS, ProfileUpdate, Profiles, QrCard, nick_name_units, signature_units,
 };
 pub use store::{
-    AccountRecord, AccountStore, AvatarChange, ConsoleSessionRecord, ConsoleStore, DeviceSummary,
-    Principal, AvatarRecord, AvatarSource, CallbackStore,
-    DeviceRecord, DeviceStore, HistoryEntry, InstanceTokenStore, Lease, LoginDevice,
-    LoginDeviceStore, LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, OutboxEvent,
-    OutboxState, OutboxStore, PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore,
-    RecentChanges, Repository, Scanner, SecretStore, StoreError, TokenId, TokenStore,
+    AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, CallbackStore,
+    ConsoleSessionRecord, ConsoleStore, DeviceRecord, DeviceStore, DeviceSummary, HistoryEntry,
+    InstanceTokenStore, Lease, LoginDevice, LoginDeviceStore, LoginSessionRecord,
+    LoginSessionStore, LoginStage, LoginState, OutboxEvent, OutboxState, OutboxStore, Principal,
+    PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore, RecentChanges, Repository,
+    Scanner, SecretStore, StoreError, TokenId, TokenStore,
 };
 
 use crate::storage::StorageError;

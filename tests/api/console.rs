@@ -52,7 +52,10 @@ fn set_cookies(headers: &HeaderMap) -> Vec<String> {
 }
 
 fn csrf_in(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
     page[at..at + 32].to_owned()
 }
 
@@ -150,7 +153,10 @@ async fn forms_without_the_sessions_token_or_from_another_site_are_refused() {
     for (form, origin) in [
         (vec![name("a")], None),
         (vec![name("b"), ("csrf", "0".repeat(32))], None),
-        (vec![name("c"), ("csrf", csrf.clone())], Some("http://evil.example")),
+        (
+            vec![name("c"), ("csrf", csrf.clone())],
+            Some("http://evil.example"),
+        ),
         (vec![name("d"), ("csrf", csrf.clone())], Some("null")),
     ] {
         let answer = post(form, origin).await.unwrap();
@@ -161,7 +167,9 @@ async fn forms_without_the_sessions_token_or_from_another_site_are_refused() {
     let (other, _) = sign_in(&app, &token).await;
     let other_csrf = csrf_in(&get(&app, &other, "/console").await.text().await.unwrap());
     assert_ne!(other_csrf, csrf);
-    let answer = post(vec![name("e"), ("csrf", other_csrf)], None).await.unwrap();
+    let answer = post(vec![name("e"), ("csrf", other_csrf)], None)
+        .await
+        .unwrap();
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     assert_ne!(app.profile(&token, &app_id).await["nickName"], "e");
 
@@ -179,7 +187,11 @@ async fn forms_without_the_sessions_token_or_from_another_site_are_refused() {
     let answer = post(vec![name("好名字"), ("csrf", csrf)], Some(""))
         .await
         .unwrap();
-    assert_eq!(answer.status(), StatusCode::FORBIDDEN, "an empty Origin is not ours");
+    assert_eq!(
+        answer.status(),
+        StatusCode::FORBIDDEN,
+        "an empty Origin is not ours"
+    );
     let csrf = csrf_in(&page);
     let answer = client()
         .post(app.url(&path))
@@ -210,7 +222,10 @@ async fn user_strings_are_escaped_in_every_page() {
     let (session, _) = sign_in(&app, &token).await;
     for path in ["/console".to_owned(), format!("/console/a/{app_id}")] {
         let page = get(&app, &session, &path).await.text().await.unwrap();
-        assert!(page.contains("&#60;img src=x onerror=alert(1)&#62;"), "{path}");
+        assert!(
+            page.contains("&#60;img src=x onerror=alert(1)&#62;"),
+            "{path}"
+        );
         assert!(!page.contains("<img src=x"), "{path}");
         assert!(!page.contains("<script>x"), "{path}");
     }
@@ -229,8 +244,22 @@ async fn sessions_live_in_the_database_hashed_and_survive_a_restart() {
     )
     .unwrap();
     let hash = hex::encode(Sha256::digest(session.as_bytes()));
-    assert!(app.state.repo.find_console_session(&hash, now).await.unwrap().is_some());
-    assert!(app.state.repo.find_console_session(&session, now).await.unwrap().is_none());
+    assert!(
+        app.state
+            .repo
+            .find_console_session(&hash, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        app.state
+            .repo
+            .find_console_session(&session, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let (data_dir, temp) = app.stop().await;
     let app = spawn_app_with(Setup {
@@ -238,7 +267,10 @@ async fn sessions_live_in_the_database_hashed_and_survive_a_restart() {
         ..Setup::default()
     })
     .await;
-    assert_eq!(get(&app, &session, "/console").await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&app, &session, "/console").await.status(),
+        StatusCode::OK
+    );
     // Signing out ends it for good.
     let csrf = csrf_in(&get(&app, &session, "/console").await.text().await.unwrap());
     let answer = client()
@@ -300,10 +332,17 @@ async fn the_grid_of_1000_accounts_pages_in_sql_and_renders_fast() {
         let body = page.text().await.unwrap();
         best = best.min(started.elapsed());
         assert_eq!(body.matches("class=\"tile\"").count(), 48);
-        assert!(body.contains(&format!("账号{:04}", 19 * 48 + 1)), "page 20 starts at the 913th");
+        assert!(
+            body.contains(&format!("账号{:04}", 19 * 48 + 1)),
+            "page 20 starts at the 913th"
+        );
     }
     println!("accounts grid, page 20 of 1000 accounts: {best:?} (best of 5, debug build)");
     assert!(best < Duration::from_millis(50), "{best:?}");
-    let last = get(&app, &session, "/console?page=21").await.text().await.unwrap();
+    let last = get(&app, &session, "/console?page=21")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(last.matches("class=\"tile\"").count(), 1000 - 20 * 48);
 }

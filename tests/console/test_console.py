@@ -182,7 +182,7 @@ def test_confirm_a_pending_login(page):
     # The bot's poll sees the scan.
     check = api("/login/checkLogin", token, {"appId": app_id, "uuid": uuid})
     assert check["data"]["status"] == 1, check
-    # Meanwhile the open page updates by itself (htmx polling).
+    # The phone confirms: the login completes.
     page.get_by_role("button", name="模拟手机: 确认登录").click()
     page.wait_for_load_state()
     assert page.locator("h1 .state").inner_text() == "在线"
