@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use gewe_server::domain::{AccountRecord, AppId, Wxid};
+use gewe_server::domain::{AccountRecord, AppId, NewEvent, OutboxState, Wxid};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::json;
@@ -345,4 +345,79 @@ async fn the_grid_of_1000_accounts_pages_in_sql_and_renders_fast() {
         .await
         .unwrap();
     assert_eq!(last.matches("class=\"tile\"").count(), 1000 - 20 * 48);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_from_the_callbacks_page_by_its_owner_only() {
+    let app = spawn_app().await;
+    let token = app.new_token().await;
+    let app_id = AppId::parse(Some(app.new_account(&token).await)).unwrap();
+    let owner = app.state.tokens.authenticate(Some(&token)).await.unwrap();
+    let repo = &app.state.repo;
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    // Nobody listens on the discard port; an event past its maximum age is
+    // given up after its first attempt.
+    repo.set_callback_url(owner, "http://127.0.0.1:9/callback", now)
+        .await
+        .unwrap();
+    let wxid = Wxid::generate();
+    let id = repo
+        .enqueue_event(&NewEvent::offline(owner, &app_id, &wxid, now - 30 * 86_400))
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while repo.find_event(id).await.unwrap().unwrap().state != OutboxState::Failed {
+        assert!(Instant::now() < deadline, "the dispatcher gave it up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (session, _) = sign_in(&app, &token).await;
+    let page = get(&app, &session, "/console/callbacks")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("http://127.0.0.1:9/callback"));
+    assert!(
+        page.contains("失败") && page.contains("无法连接回调地址"),
+        "{page}"
+    );
+    let retry = format!("/console/callbacks/{id}/retry");
+    assert!(page.contains(&retry));
+
+    // Another token's session cannot retry it.
+    let intruder = app.new_token().await;
+    let (other, _) = sign_in(&app, &intruder).await;
+    let other_csrf = csrf_in(&get(&app, &other, "/console").await.text().await.unwrap());
+    let answer = client()
+        .post(app.url(&retry))
+        .header("cookie", format!("gewe_console={other}"))
+        .form_of(&[("csrf", other_csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(answer.text().await.unwrap().contains("该回调无法重试"));
+    assert_eq!(
+        repo.find_event(id).await.unwrap().unwrap().state,
+        OutboxState::Failed
+    );
+
+    let answer = client()
+        .post(app.url(&retry))
+        .header("cookie", format!("gewe_console={session}"))
+        .form_of(&[("csrf", csrf_in(&page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let event = repo.find_event(id).await.unwrap().unwrap();
+    assert!(event.age_from >= now, "a fresh retry window: {event:?}");
 }
