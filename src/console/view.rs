@@ -234,6 +234,10 @@ pub fn user_message(err: &DomainError) -> Option<String> {
             detail.clone()
         }
         DomainError::Avatar(e) => match e {
+            // An upload over the size limit is refused like a download would be.
+            AvatarError::Fetch(e) if e.code() == "fetch-too-large" => {
+                format!("图片过大: {}", e.message())
+            }
             AvatarError::Fetch(e) => format!("图片下载失败: {}", e.message()),
             AvatarError::Image(e) => format!("图片无法使用: {}", e.message()),
             AvatarError::Busy(_) => "系统繁忙，图片处理排队超时，请稍后再试".to_owned(),
