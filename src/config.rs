@@ -579,6 +579,7 @@ impl Settings {
             )
             .unwrap_or(usize::MAX)
             .max(1),
+            max_upload_bytes: self.fetch_max_bytes,
         }
     }
 }

@@ -13,6 +13,7 @@ use url::Url;
 use crate::api::{self, AppState, AvatarUrls, ControlPlane, Services};
 use crate::auth::{Issuing, MIN_CONFIGURED_LEN, OperatorKeys, Tokens};
 use crate::config::{ConnectionLimits, Settings, Storage, TokenIssuing};
+use crate::console::{self, Console, ConsoleSettings};
 use crate::delivery::{Dispatcher, DispatcherConfig};
 use crate::domain::{
     Accounts, AvatarUpdater, Callbacks, Clock, Faults, Journal, Logins, Messages, Profiles,
@@ -152,6 +153,30 @@ pub async fn open_services(
     })
 }
 
+/// The web console over the same services as the API.
+fn console_for(
+    settings: &Settings,
+    public_url: &Url,
+    services: &Services,
+    clock: Clock,
+) -> Console {
+    Console::new(console::Inner {
+        repo: services.repo.clone(),
+        tokens: services.tokens.clone(),
+        accounts: services.accounts.clone(),
+        avatars: services.avatars.clone(),
+        logins: services.logins.clone(),
+        profiles: services.profiles.clone(),
+        callbacks: services.callbacks.clone(),
+        clock,
+        settings: ConsoleSettings::new(
+            public_url,
+            settings.avatar_redirect_base.as_ref(),
+            settings.fetch_max_bytes,
+        ),
+    })
+}
+
 /// The issuing mode in force: the setting when given; otherwise the instance
 /// token while listening on loopback only, and a refusal naming the setting beyond.
 pub fn token_issuing(settings: &Settings) -> Issuing {
@@ -170,6 +195,7 @@ pub struct Application {
     public_url: Url,
     limits: ConnectionLimits,
     state: AppState,
+    console: Console,
     dispatcher: Dispatcher,
 }
 
@@ -191,6 +217,7 @@ impl Application {
             .reconfigured(settings.callback_fetch_config());
         let clock = outside.clock.clone();
         let services = open_services(settings, &public_url, outside).await?;
+        let console = console_for(settings, &public_url, &services, clock.clone());
         let dispatcher = Dispatcher::new(
             services.repo.clone(),
             callback_fetcher,
@@ -203,6 +230,7 @@ impl Application {
             public_url,
             limits: settings.connection_limits(),
             state: AppState::new(services),
+            console,
             dispatcher,
         })
     }
@@ -250,7 +278,11 @@ impl Application {
         let dispatcher = self.dispatcher.start();
         let served = listener::serve(
             self.listener,
-            api::router_with(self.state, operator::routes()),
+            api::router_with(
+                self.state,
+                operator::routes(),
+                console::router(self.console),
+            ),
             self.limits,
             max_connections,
             shutdown,

@@ -32,6 +32,8 @@ fn allowed(room: &str) -> Option<&'static [&'static str]> {
         "backup" => &["config", "storage"],
         // Above the domain: they reach storage only to serve stored bytes.
         "api" => &["domain", "auth", "storage"],
+        // The web console's pages: over the domain like api, never through api.
+        "console" => &["domain", "auth", "storage"],
         // The callback dispatcher: domain's outbox and events, sent through fetch.
         "delivery" => &["domain", "fetch"],
         // The test control plane: its own routes, answered in the API's envelope.

@@ -138,11 +138,13 @@ pub fn coverage_markdown() -> String {
 }
 
 pub fn router(state: AppState) -> Router {
-    router_with(state, OpenApiRouter::new())
+    router_with(state, OpenApiRouter::new(), Router::new())
 }
 
-/// The server's router: the GeWe surface and `extra` routes, documented together.
-pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
+/// The server's router: the GeWe surface and `extra` routes (the operator
+/// API), documented together, with other pages (the console) beside them, all
+/// under the same per-request context.
+pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>, pages: Router) -> Router {
     let (routes, document) = surface(extra).split_for_parts();
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::finish(document)))
@@ -150,6 +152,7 @@ pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
             state.clone(),
             control::gewe_calls,
         ))
-        .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
+        .merge(pages)
+        .layer(axum::middleware::from_fn(middleware::request_context))
 }

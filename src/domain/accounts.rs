@@ -4,8 +4,8 @@ use rand::Rng;
 
 use super::avatars::persist_avatar;
 use super::{
-    AccountRecord, AppId, AvatarRecord, Clock, DomainError, FieldError, HistoryEntry, LoginDevice,
-    LoginState, Repository, StoreError, TokenId, Wxid,
+    AccountRecord, AppId, AvatarRecord, Clock, DeviceSummary, DomainError, FieldError,
+    HistoryEntry, LoginDevice, LoginState, Repository, StoreError, TokenId, Wxid,
 };
 use crate::imaging;
 use crate::storage::BlobStore;
@@ -150,6 +150,20 @@ impl Accounts {
     /// The appIds of `owner`'s devices, with or without an account, oldest first.
     pub async fn device_ids(&self, owner: TokenId) -> Result<Vec<AppId>, DomainError> {
         Ok(self.repo.list_devices(owner).await?)
+    }
+
+    /// One page of `owner`'s devices for the console grid (paged in the
+    /// database), and how many there are in all.
+    pub async fn page(
+        &self,
+        owner: TokenId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<DeviceSummary>, u64), DomainError> {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (page, total) = self.repo.device_page(owner, offset, limit).await?;
+        Ok((page, u64::try_from(total).unwrap_or(0)))
     }
 
     pub async fn list(&self, owner: TokenId) -> Result<Vec<Profile>, DomainError> {

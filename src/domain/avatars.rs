@@ -8,8 +8,8 @@ use tokio::sync::Semaphore;
 use sha2::{Digest, Sha256};
 
 use super::{
-    AppId, AvatarChange, AvatarRecord, AvatarSize, AvatarSource, Clock, DomainError, HeadImgUrl,
-    Repository, TokenId,
+    AppId, AvatarChange, AvatarId, AvatarRecord, AvatarSize, AvatarSource, Clock, DomainError,
+    HeadImgUrl, Repository, TokenId,
 };
 use crate::fetch::{FetchError, Fetcher};
 use crate::imaging::{self, ImageError, ImageLimits, RenderedAvatar};
@@ -91,6 +91,9 @@ pub struct AvatarUpdaterConfig {
     /// limit in memory until its picture is decoded, so this × that limit bounds
     /// the memory downloads can take.
     pub download_permits: usize,
+    /// The largest picture accepted as an upload (the console): the same as the
+    /// largest download (`GEWE_FETCH_MAX_BYTES`).
+    pub max_upload_bytes: u64,
 }
 
 impl Default for AvatarUpdaterConfig {
@@ -102,6 +105,7 @@ impl Default for AvatarUpdaterConfig {
             process_timeout: Duration::from_secs(20),
             change_limit: None,
             download_permits: 6,
+            max_upload_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -184,7 +188,87 @@ impl AvatarUpdater {
 
         let source = AvatarSource {
             url: url.as_url().as_str(),
-            hash: &source_hash,
+            hash: Some(&source_hash),
+        };
+        self.repo
+            .set_avatar(owner, app_id, &avatar, &source, self.clock.unix_now())
+            .await?
+            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
+    }
+
+    /// Replaces the avatar of `app_id` with an uploaded picture (the console):
+    /// the same limits, change limit, decode pipeline and transaction as
+    /// [`update_from_url`](Self::update_from_url), with no fetch. `source` names
+    /// where it came from in the history (`upload:<file name>`).
+    pub async fn update_from_upload(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        bytes: Bytes,
+        source: &str,
+    ) -> Result<AvatarChange, DomainError> {
+        if self.repo.find_account(owner, app_id).await?.is_none() {
+            return Err(DomainError::DeviceNotFound(app_id.clone()));
+        }
+        let limit = self.config.max_upload_bytes;
+        if bytes.len() as u64 > limit {
+            return Err(AvatarError::Fetch(FetchError::TooLarge { limit }).into());
+        }
+        let _turn = self.account_turn(app_id).await?;
+        self.check_change_limit(app_id).await?;
+        let deadline = self.config.process_timeout;
+        let (avatar, source_hash) = tokio::time::timeout(deadline, async {
+            let source_hash = hex::encode(Sha256::digest(&bytes));
+            if let Some(avatar) = self.repo.avatar_for_source(&source_hash).await? {
+                return Ok((avatar, source_hash));
+            }
+            let rendered = self.render(bytes).await?;
+            let avatar = persist_avatar(&self.storage, &rendered).await?;
+            Ok::<_, DomainError>((avatar, source_hash))
+        })
+        .await
+        .map_err(|_| AvatarError::Timeout(deadline))??;
+        let source = AvatarSource {
+            url: source,
+            hash: Some(&source_hash),
+        };
+        self.repo
+            .set_avatar(owner, app_id, &avatar, &source, self.clock.unix_now())
+            .await?
+            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
+    }
+
+    /// Uses an avatar the account had before again: a normal change (change
+    /// limit, history row `restore:<id>`), with nothing downloaded or decoded.
+    pub async fn restore(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        avatar_id: AvatarId,
+    ) -> Result<AvatarChange, DomainError> {
+        if self.repo.find_account(owner, app_id).await?.is_none() {
+            return Err(DomainError::DeviceNotFound(app_id.clone()));
+        }
+        let had_it = self
+            .repo
+            .avatar_history(app_id)
+            .await?
+            .iter()
+            .any(|entry| entry.avatar_id == avatar_id);
+        let avatar = match self.repo.find_avatar(avatar_id).await? {
+            Some(avatar) if had_it => avatar,
+            _ => {
+                return Err(DomainError::InvalidInput(format!(
+                    "头像{avatar_id}不在该账号的头像历史中"
+                )));
+            }
+        };
+        let _turn = self.account_turn(app_id).await?;
+        self.check_change_limit(app_id).await?;
+        let url = format!("restore:{avatar_id}");
+        let source = AvatarSource {
+            url: &url,
+            hash: None,
         };
         self.repo
             .set_avatar(owner, app_id, &avatar, &source, self.clock.unix_now())

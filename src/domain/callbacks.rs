@@ -131,6 +131,25 @@ impl Callbacks {
         Ok(self.repo.list_events(owner, failed_only, 1000).await?)
     }
 
+    /// The token's newest `limit` deliveries, newest first.
+    pub async fn recent(
+        &self,
+        owner: TokenId,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>, DomainError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self.repo.list_events(owner, false, limit).await?)
+    }
+
+    /// Retries event `id` if it is `owner`'s; false when it is not (or was
+    /// already delivered).
+    pub async fn retry_owned(&self, owner: TokenId, id: i64) -> Result<bool, DomainError> {
+        match self.repo.find_event(id).await? {
+            Some(event) if event.owner == owner => self.retry(id).await,
+            _ => Ok(false),
+        }
+    }
+
     /// Makes event `id` due now with a fresh retry window.
     pub async fn retry(&self, id: i64) -> Result<bool, DomainError> {
         Ok(self.repo.retry_event(id, self.clock.unix_now()).await?)

@@ -492,6 +492,38 @@ impl Logins {
         Ok(session.app_id)
     }
 
+    /// The device's newest login QR, if any (the console shows it live).
+    pub async fn latest_session(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+    ) -> Result<Option<LoginSessionRecord>, DomainError> {
+        self.device(owner, app_id).await?;
+        Ok(self
+            .repo
+            .latest_login_session(app_id)
+            .await?
+            .filter(|s| s.owner == owner))
+    }
+
+    /// The device's state, if `owner`'s.
+    pub async fn device_state(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+    ) -> Result<DeviceRecord, DomainError> {
+        self.device(owner, app_id).await
+    }
+
+    /// The QR picture (JPEG) of a login QR's content.
+    pub async fn qr_picture(&self, uuid: &str) -> Result<Vec<u8>, DomainError> {
+        let content = format!("http://weixin.qq.com/x/{uuid}");
+        tokio::task::spawn_blocking(move || imaging::login_qr_jpeg(&content))
+            .await
+            .map_err(|e| DomainError::Internal(format!("QR task failed: {e}")))?
+            .map_err(|e| DomainError::Internal(format!("QR picture failed: {}", e.message())))
+    }
+
     /// logout: the device goes offline (from online or dropped); already offline
     /// is fine.
     pub async fn logout(&self, owner: TokenId, app_id: &AppId) -> Result<(), DomainError> {

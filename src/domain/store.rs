@@ -63,7 +63,9 @@ pub struct HistoryEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AvatarSource<'a> {
     pub url: &'a str,
-    pub hash: &'a str,
+    /// `None` when no picture was decoded (an earlier avatar used again): nothing
+    /// new to remember for `avatar_for_source`.
+    pub hash: Option<&'a str>,
 }
 
 /// Recent avatar changes of one account, for the per-account change limit.
@@ -96,6 +98,7 @@ pub trait Repository:
     + CallbackStore
     + OutboxStore
     + ControlStore
+    + ConsoleStore
     + Send
     + Sync
     + 'static
@@ -587,4 +590,90 @@ pub trait OutboxStore {
 
     /// Deletes delivered events finished before `before`; answers how many.
     async fn prune_delivered(&self, before: i64) -> Result<u64, StoreError>;
+}
+
+/// Who a console session acts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    /// Signed in with a GeWe token: sees that token's devices only.
+    Token(TokenId),
+    /// Signed in with the operator key: sees every token's devices.
+    Operator,
+}
+
+impl Principal {
+    /// The stored name of the kind (`console_sessions.principal`).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Principal::Token(_) => "token",
+            Principal::Operator => "operator",
+        }
+    }
+
+    /// The token whose devices this principal sees; `None` for the operator.
+    pub fn token(self) -> Option<TokenId> {
+        match self {
+            Principal::Token(id) => Some(id),
+            Principal::Operator => None,
+        }
+    }
+}
+
+/// A console sign-in as stored: the session id itself is never stored, only
+/// its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSessionRecord {
+    pub principal: Principal,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// One tile of the console's accounts grid: a device with its account, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSummary {
+    pub app_id: AppId,
+    pub wxid: Option<Wxid>,
+    pub nick_name: Option<String>,
+    pub avatar_id: Option<AvatarId>,
+    pub state: LoginState,
+}
+
+/// The web console: its sign-in sessions and the pages' paged reads.
+#[async_trait]
+pub trait ConsoleStore {
+    async fn insert_console_session(
+        &self,
+        session_hash: &str,
+        session: &ConsoleSessionRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The session, if it exists and has not expired at `now`.
+    async fn find_console_session(
+        &self,
+        session_hash: &str,
+        now: i64,
+    ) -> Result<Option<ConsoleSessionRecord>, StoreError>;
+
+    async fn delete_console_session(&self, session_hash: &str) -> Result<(), StoreError>;
+
+    /// Deletes sessions expired before `now`; answers how many.
+    async fn prune_console_sessions(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// One page of `owner`'s devices (with or without an account), oldest first,
+    /// and how many there are in all.
+    async fn device_page(
+        &self,
+        owner: TokenId,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<DeviceSummary>, i64), StoreError>;
+
+    /// The avatar with this id, if it was ever stored.
+    async fn find_avatar(&self, id: AvatarId) -> Result<Option<AvatarRecord>, StoreError>;
+
+    /// The newest login QR of the device, if any (expired ones included).
+    async fn latest_login_session(
+        &self,
+        app_id: &AppId,
+    ) -> Result<Option<LoginSessionRecord>, StoreError>;
 }

@@ -7,6 +7,7 @@
 
 mod postgres;
 mod sql;
+mod sql_console;
 mod sql_control;
 mod sql_login;
 mod sql_outbox;

@@ -38,6 +38,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "control_plane",
         include_str!("../../migrations/postgres/0006_control_plane.sql"),
     ),
+    (
+        7,
+        "console",
+        include_str!("../../migrations/postgres/0007_console.sql"),
+    ),
 ];
 
 /// PostgreSQL, for any number of instances sharing one database. Every guarantee
@@ -74,3 +79,4 @@ super::sql_outbox::impl_outbox!(
     skip_locked = " FOR UPDATE SKIP LOCKED"
 );
 super::sql_control::impl_control_store!(PgRepo, sqlx::Postgres);
+super::sql_console::impl_console_store!(PgRepo, sqlx::Postgres);

@@ -138,12 +138,14 @@ macro_rules! impl_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let new_id = avatar.id.to_string();
-                if current.is_some() {
+                if current.is_some()
+                    && let Some(hash) = source.hash
+                {
                     sqlx::query(
                         "INSERT INTO avatar_sources (source_hash, avatar_id, created_at) \
                          VALUES ($1, $2, $3) ON CONFLICT (source_hash) DO NOTHING",
                     )
-                    .bind(source.hash)
+                    .bind(hash)
                     .bind(&new_id)
                     .bind(now)
                     .execute(&mut *tx)

@@ -38,6 +38,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "control_plane",
         include_str!("../../migrations/sqlite/0006_control_plane.sql"),
     ),
+    (
+        7,
+        "console",
+        include_str!("../../migrations/sqlite/0007_console.sql"),
+    ),
 ];
 
 /// The embedded default: one SQLite file in WAL mode, shared safely with the CLI
@@ -71,3 +76,4 @@ super::sql_login::impl_login_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_personal::impl_personal_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
 super::sql_outbox::impl_outbox!(SqliteRepo, sqlx::Sqlite, skip_locked = "");
 super::sql_control::impl_control_store!(SqliteRepo, sqlx::Sqlite);
+super::sql_console::impl_console_store!(SqliteRepo, sqlx::Sqlite);

@@ -12,6 +12,7 @@ mod backup;
 mod callbacks;
 mod cli;
 mod concurrency;
+mod console;
 mod coverage;
 mod envelope;
 mod login;

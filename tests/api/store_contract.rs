@@ -50,7 +50,7 @@ fn account(wxid: &str, avatar: &AvatarRecord) -> AccountRecord {
 fn source(url: &'static str) -> AvatarSource<'static> {
     AvatarSource {
         url,
-        hash: url.rsplit('/').next().unwrap(),
+        hash: Some(url.rsplit('/').next().unwrap()),
     }
 }
 
