@@ -4,6 +4,7 @@
 mod envelope;
 mod extract;
 mod health;
+mod home;
 mod login;
 pub mod middleware;
 mod mmhead;
@@ -130,6 +131,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, document) = surface().split_for_parts();
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::finish(document)))
+        .route("/", axum::routing::get(home::page))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
 }
