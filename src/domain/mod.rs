@@ -40,7 +40,8 @@ pub use store::{
     DeviceRecord, DeviceStore, HistoryEntry, InstanceTokenStore, Lease, LoginDevice,
     LoginDeviceStore, LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, OutboxEvent,
     OutboxState, OutboxStore, PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore,
-    RecentChanges, Repository, Scanner, SecretStore, StoreError, TokenId, TokenStore,
+    RecentChanges, Repository, Scanner, SecretStore, StoreError, TokenAdminStore, TokenId,
+    TokenRecord, TokenStore,
 };
 
 use crate::storage::StorageError;

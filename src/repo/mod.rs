@@ -10,6 +10,7 @@ mod sql;
 mod sql_login;
 mod sql_outbox;
 mod sql_personal;
+mod sql_tokens;
 mod sqlite;
 
 use std::borrow::Cow;

@@ -1,8 +1,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 
 use super::{EmbeddedMigrations, migrator};
 use crate::domain::StoreError;
@@ -33,6 +33,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "avatar_sources",
         include_str!("../../migrations/postgres/0005_avatar_sources.sql"),
     ),
+    (
+        9,
+        "token_admin",
+        include_str!("../../migrations/postgres/0009_token_admin.sql"),
+    ),
 ];
 
 /// PostgreSQL, for any number of instances sharing one database. Every guarantee
@@ -49,6 +54,10 @@ impl PgRepo {
     /// server's `max_connections`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("gewe-server");
+        // One connection first: a refused connection or a wrong password fails
+        // at once with its reason, where the pool would retry until its acquire
+        // timeout and then say only that it timed out.
+        PgConnection::connect_with(&options).await?.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
@@ -68,3 +77,4 @@ super::sql_outbox::impl_outbox!(
     sqlx::Postgres,
     skip_locked = " FOR UPDATE SKIP LOCKED"
 );
+super::sql_tokens::impl_token_admin!(PgRepo, sqlx::Postgres);

@@ -33,6 +33,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "avatar_sources",
         include_str!("../../migrations/sqlite/0005_avatar_sources.sql"),
     ),
+    (
+        9,
+        "token_admin",
+        include_str!("../../migrations/sqlite/0009_token_admin.sql"),
+    ),
 ];
 
 /// The embedded default: one SQLite file in WAL mode, shared safely with the CLI
@@ -65,3 +70,4 @@ super::sql::impl_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
 super::sql_login::impl_login_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_personal::impl_personal_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
 super::sql_outbox::impl_outbox!(SqliteRepo, sqlx::Sqlite, skip_locked = "");
+super::sql_tokens::impl_token_admin!(SqliteRepo, sqlx::Sqlite);
