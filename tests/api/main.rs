@@ -17,6 +17,7 @@ mod envelope;
 mod login;
 mod login_flow;
 mod login_store;
+mod logs;
 mod openapi;
 mod outbox_contract;
 mod overload;
