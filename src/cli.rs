@@ -368,11 +368,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let outcome = command(&settings, cli.command).await;
     match outcome {
-        Err(e) if uses_data && !is_broken_pipe(&e) => Err(anyhow::anyhow!(
-            "{e:#}\n  (database {}, data folder {})",
-            settings.database_url(),
-            shown_data_dir(&settings)
-        )),
+        // Every error says which data it was about, once.
+        Err(e) if uses_data && !is_broken_pipe(&e) => {
+            let text = format!("{e:#}");
+            let folder = shown_data_dir(&settings);
+            if text.contains(&format!("data folder {folder}")) {
+                Err(anyhow::anyhow!(text))
+            } else {
+                Err(anyhow::anyhow!(
+                    "{text}\n  (database {}, data folder {folder})",
+                    settings.database_url()
+                ))
+            }
+        }
         other => other,
     }
 }

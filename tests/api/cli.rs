@@ -299,6 +299,11 @@ fn commands_that_read_data_create_none_and_say_where_they_looked() {
             "{args:?}: {stderr}"
         );
         assert!(!missing.exists(), "{args:?} created {}", missing.display());
+        assert_eq!(
+            stderr.matches("data folder").count(),
+            1,
+            "{args:?}: {stderr}"
+        );
     }
     // Those that may start from nothing still do.
     gewe(&missing, &["token", "create"]);
