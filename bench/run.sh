@@ -117,8 +117,8 @@ PIDS+=($!)
 seed() { # dir count
   local dir=$1 n=$2
   rm -rf "$dir"
-  "$GEWE" --data-dir "$dir" token create --label bench >"$dir.token"
-  "$GEWE" --data-dir "$dir" account create --token "$(cat "$dir.token")" >/dev/null
+  "$GEWE" token create --label bench --data-dir "$dir" >"$dir.token"
+  GEWE_TOKEN="$(cat "$dir.token")" "$GEWE" account create --data-dir "$dir" >/dev/null
   sqlite3 "$dir/gewe.db" <<SQL
 PRAGMA synchronous = OFF;
 BEGIN;
@@ -136,7 +136,7 @@ SQL
 GEWE_PID=
 start_gewe() { # dir
   # Request logging off, as nginx's access_log: both sides serve, neither writes logs.
-  RUST_LOG=warn GEWE_FETCH_ALLOW_NETS=127.0.0.0/8 "$GEWE" --data-dir "$1" serve \
+  RUST_LOG=warn GEWE_FETCH_ALLOW_NETS=127.0.0.0/8 "$GEWE" serve --data-dir "$1" \
     --listen "127.0.0.1:$GEWE_PORT" 2>>"$WORK/gewe.log" &
   GEWE_PID=$!
   PIDS+=("$GEWE_PID")

@@ -1,13 +1,22 @@
 //! Settings, layered: command-line flags > `GEWE_*` environment > optional TOML
 //! file (`--config`) > built-in defaults.
+//!
+//! A setting is one field of [`Settings`] (and its default): that alone makes
+//! its key known, `GEWE_<KEY>` in the environment and `<key>` in a file. Keys a
+//! file holds that are no setting are refused at load, naming the nearest one;
+//! values are checked for meaning in [`Settings::check_meaning`]; every message
+//! names a key as its user wrote it (`GEWE_LISTEN`, `fetch_timeout_ms` in the
+//! file, `--listen`).
 
+use std::collections::BTreeSet;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::Value;
+use figment::{Figment, Metadata, Provider};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
@@ -22,6 +31,8 @@ pub use crate::telemetry::LogFormat;
 #[serde(default)]
 pub struct Settings {
     /// Where `gewe serve` listens; 2531 is the port self-hosted Gewechat uses.
+    /// A host name (`localhost:2531`) is resolved at load.
+    #[serde(deserialize_with = "listen_addr")]
     pub listen: SocketAddr,
     /// Holds the SQLite database and the blob folder unless configured otherwise.
     pub data_dir: PathBuf,
@@ -61,6 +72,7 @@ pub struct Settings {
     pub download_budget_bytes: u64,
     /// Per-account avatar change limit, `"<changes>/<seconds>"` such as `"5/3600"`;
     /// unset (the default) means no limit.
+    #[serde(deserialize_with = "optional_change_limit")]
     pub avatar_change_limit: Option<ChangeLimit>,
     /// How long a client may take to send a request's headers; an idle
     /// keep-alive connection is closed after the same time without a new request.
@@ -229,7 +241,10 @@ struct StorageKeys {
     s3_endpoint: Option<Url>,
     /// Path-style requests (`endpoint/bucket/key`), as MinIO-likes want; AWS's
     /// virtual-hosted style (`bucket.endpoint/key`) when unset or false.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_flexible_bool"
+    )]
     s3_path_style: Option<bool>,
 }
 
@@ -457,6 +472,183 @@ pub struct Overrides {
     pub public_url: Option<Url>,
 }
 
+/// Keys that `Settings::default()` does not write out (their
+/// `skip_serializing_if` leaves them out when unset), so [`known_keys`] cannot
+/// learn them from the defaults. Every other field is known by being a field.
+const KEYS_NOT_IN_DEFAULTS: &[&str] = &[
+    "callback_allow_nets",
+    "operator_key",
+    "storage",
+    "s3_bucket",
+    "s3_region",
+    "s3_endpoint",
+    "s3_path_style",
+];
+
+/// `GEWE_*` variables that are no setting but are read elsewhere (the CLI's
+/// token, the test suite's backend choice): not reported as unknown.
+const OTHER_GEWE_VARIABLES: &[&str] = &["GEWE_TOKEN"];
+const OTHER_GEWE_PREFIXES: &[&str] = &["GEWE_TEST_"];
+
+/// Every settings key, lower case as a file writes it.
+pub fn known_keys() -> BTreeSet<String> {
+    let mut keys: BTreeSet<String> = KEYS_NOT_IN_DEFAULTS.iter().map(|k| k.to_string()).collect();
+    if let Ok(data) = Serialized::defaults(Settings::default()).data() {
+        for dict in data.values() {
+            keys.extend(dict.keys().cloned());
+        }
+    }
+    keys
+}
+
+/// The known key nearest to `key`, if one is near enough to be a typo.
+fn nearest<'a>(key: &str, known: &'a BTreeSet<String>) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(key, k), k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k.as_str())
+}
+
+fn refused(message: impl Into<String>) -> Box<figment::Error> {
+    Box::new(figment::Error::from(message.into()))
+}
+
+/// Refuses keys of the settings file that are no setting: environment names
+/// (`GEWE_LISTEN`), upper case (`LISTEN`), typos (`listn`) and tables
+/// (`[fetch]`), each named with the key meant.
+fn check_file_keys(path: &Path) -> Result<(), Box<figment::Error>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        refused(format!(
+            "cannot read the settings file {} (--config): {e}",
+            path.display()
+        ))
+    })?;
+    let data = Toml::string(&text)
+        .data()
+        .map_err(|e| refused(format!("{} is not valid TOML: {e}", path.display())))?;
+    let known = known_keys();
+    let problems: Vec<String> = data
+        .values()
+        .flat_map(|dict| dict.iter())
+        .filter(|(key, _)| !known.contains(key.as_str()))
+        .map(|(key, value)| misplaced_key(key, value, &known))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(refused(format!(
+            "{}: {}",
+            path.display(),
+            problems.join("; ")
+        )))
+    }
+}
+
+fn misplaced_key(key: &str, value: &Value, known: &BTreeSet<String>) -> String {
+    let lower = key.to_ascii_lowercase();
+    let bare = lower.strip_prefix("gewe_").unwrap_or(&lower);
+    if known.contains(bare) {
+        return if bare != lower {
+            format!(
+                "`{key}` is the environment name: in a settings file write `{bare} = …` \
+                 (lower case, without GEWE_)"
+            )
+        } else {
+            format!("`{key}` is not a setting: keys are lower case, write `{bare} = …`")
+        };
+    }
+    if let Value::Dict(_, inner) = value {
+        let meant: Vec<String> = inner
+            .keys()
+            .map(|inside| {
+                let flat = format!("{bare}_{}", inside.to_ascii_lowercase());
+                match nearest(&flat, known) {
+                    Some(near) => format!("`{key}.{inside}` (did you mean `{near}`?)"),
+                    None => format!("`{key}.{inside}`"),
+                }
+            })
+            .collect();
+        return format!(
+            "[{key}] is not a settings table: settings are top-level keys, written above \
+             any table; found {}",
+            meant.join(", ")
+        );
+    }
+    match nearest(bare, known) {
+        Some(near) => format!("`{key}` is not a setting; did you mean `{near}`?"),
+        None => format!("`{key}` is not a setting (see the settings table in the README)"),
+    }
+}
+
+/// How the user wrote `key`, judging by where its value came from.
+fn name_in(metadata: Option<&Metadata>, key: &str) -> String {
+    let env = format!("GEWE_{}", key.to_ascii_uppercase());
+    let Some(metadata) = metadata else {
+        return env;
+    };
+    if let Some(path) = metadata.source.as_ref().and_then(|s| s.file_path()) {
+        return format!("{key} (in {})", path.display());
+    }
+    if metadata.name.contains("Overrides") {
+        return format!("--{}", key.replace('_', "-"));
+    }
+    env
+}
+
+fn written(figment: &Figment, key: &str) -> String {
+    name_in(figment.find_metadata(key), key)
+}
+
+/// A figment error in the user's words: `GEWE_IMAGE_MAX_SIDE: …`, not
+/// `… for key "default.image_max_side" in `GEWE_` environment variable(s)`.
+fn in_plain_words(err: figment::Error) -> Box<figment::Error> {
+    let lines: Vec<String> = err
+        .into_iter()
+        .map(|e| {
+            let what = e.kind.to_string();
+            match e.path.first() {
+                Some(key) => {
+                    let name = name_in(e.metadata.as_ref(), key);
+                    let env = format!("GEWE_{}", key.to_ascii_uppercase());
+                    if what.starts_with(&name) || what.starts_with(&env) {
+                        what
+                    } else {
+                        format!("{name}: {what}")
+                    }
+                }
+                None => what,
+            }
+        })
+        .collect();
+    refused(lines.join("; "))
+}
+
+/// `GEWE_*` variables that are no setting, each with the one probably meant.
+/// They are not refused (other tools share the prefix); `gewe serve` warns.
+pub fn unknown_environment() -> Vec<String> {
+    let known = known_keys();
+    let mut unknown: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("GEWE_"))
+        .filter(|name| !OTHER_GEWE_VARIABLES.contains(&name.as_str()))
+        .filter(|name| !OTHER_GEWE_PREFIXES.iter().any(|p| name.starts_with(p)))
+        .filter_map(|name| {
+            let key = name["GEWE_".len()..].to_ascii_lowercase();
+            if known.contains(&key) {
+                return None;
+            }
+            Some(match nearest(&key, &known) {
+                Some(near) => format!("{name} (did you mean GEWE_{}?)", near.to_ascii_uppercase()),
+                None => name,
+            })
+        })
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 impl Settings {
     pub fn load(
         config_file: Option<&Path>,
@@ -464,17 +656,184 @@ impl Settings {
     ) -> Result<Settings, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = config_file {
+            check_file_keys(path)?;
             figment = figment.merge(Toml::file_exact(path));
         }
         let figment = figment
             .merge(Env::prefixed("GEWE_"))
             .merge(Serialized::defaults(overrides));
         // The storage keys first, on their own: inside the flattened `storage`
-        // field a wrongly typed value (`GEWE_S3_PATH_STYLE=yes`) would lose
+        // field a wrongly typed value (`GEWE_S3_PATH_STYLE=maybe`) would lose
         // the name of its key.
-        let storage_keys: StorageKeys = figment.extract().map_err(Box::new)?;
-        Storage::try_from(storage_keys).map_err(|e| Box::new(e.into()))?;
-        figment.extract().map_err(Box::new)
+        let storage_keys: StorageKeys = figment.extract().map_err(in_plain_words)?;
+        Storage::try_from(storage_keys).map_err(refused)?;
+        let mut settings: Settings = figment.extract().map_err(in_plain_words)?;
+        settings.check_meaning(&figment)?;
+        if let Some(path) = config_file {
+            settings.resolve_relative_to(path, &figment);
+        }
+        Ok(settings)
+    }
+
+    /// Values that have the right type but no sense: a limit of 0 that would
+    /// refuse every picture or stop every request, a retry cap below its base.
+    fn check_meaning(&self, figment: &Figment) -> Result<(), Box<figment::Error>> {
+        let d = Settings::default();
+        let above_zero: [(&str, i128, i128); 18] = [
+            (
+                "database_max_connections",
+                self.database_max_connections.into(),
+                d.database_max_connections.into(),
+            ),
+            (
+                "fetch_connect_timeout_ms",
+                self.fetch_connect_timeout_ms.into(),
+                d.fetch_connect_timeout_ms.into(),
+            ),
+            (
+                "fetch_timeout_ms",
+                self.fetch_timeout_ms.into(),
+                d.fetch_timeout_ms.into(),
+            ),
+            (
+                "fetch_max_bytes",
+                self.fetch_max_bytes.into(),
+                d.fetch_max_bytes.into(),
+            ),
+            (
+                "image_max_side",
+                self.image_max_side.into(),
+                d.image_max_side.into(),
+            ),
+            (
+                "image_max_pixels",
+                self.image_max_pixels.into(),
+                d.image_max_pixels.into(),
+            ),
+            (
+                "image_max_alloc",
+                self.image_max_alloc.into(),
+                d.image_max_alloc.into(),
+            ),
+            (
+                "decode_queue_timeout_ms",
+                self.decode_queue_timeout_ms.into(),
+                d.decode_queue_timeout_ms.into(),
+            ),
+            (
+                "process_timeout_ms",
+                self.process_timeout_ms.into(),
+                d.process_timeout_ms.into(),
+            ),
+            (
+                "download_budget_bytes",
+                self.download_budget_bytes.into(),
+                d.download_budget_bytes.into(),
+            ),
+            (
+                "header_timeout_ms",
+                self.header_timeout_ms.into(),
+                d.header_timeout_ms.into(),
+            ),
+            (
+                "body_timeout_ms",
+                self.body_timeout_ms.into(),
+                d.body_timeout_ms.into(),
+            ),
+            (
+                "login_qr_ttl_secs",
+                self.login_qr_ttl_secs.into(),
+                d.login_qr_ttl_secs.into(),
+            ),
+            (
+                "callback_timeout_ms",
+                self.callback_timeout_ms.into(),
+                d.callback_timeout_ms.into(),
+            ),
+            (
+                "callback_retry_base_secs",
+                self.callback_retry_base_secs.into(),
+                d.callback_retry_base_secs.into(),
+            ),
+            (
+                "callback_retry_cap_secs",
+                self.callback_retry_cap_secs.into(),
+                d.callback_retry_cap_secs.into(),
+            ),
+            (
+                "callback_max_age_secs",
+                self.callback_max_age_secs.into(),
+                d.callback_max_age_secs.into(),
+            ),
+            (
+                "callback_concurrency",
+                self.callback_concurrency as i128,
+                d.callback_concurrency as i128,
+            ),
+        ];
+        let mut problems: Vec<String> = above_zero
+            .iter()
+            .filter(|(_, value, _)| *value <= 0)
+            .map(|(key, value, default)| {
+                format!(
+                    "{} is {value}: it must be above 0 (the default is {default})",
+                    written(figment, key)
+                )
+            })
+            .collect();
+        if self.callback_retry_cap_secs < self.callback_retry_base_secs {
+            problems.push(format!(
+                "{} ({}) is below {} ({}): the longest delay cannot be shorter than the first",
+                written(figment, "callback_retry_cap_secs"),
+                self.callback_retry_cap_secs,
+                written(figment, "callback_retry_base_secs"),
+                self.callback_retry_base_secs
+            ));
+        }
+        for (key, url) in [
+            ("public_url", &self.public_url),
+            ("avatar_redirect_base", &self.avatar_redirect_base),
+        ] {
+            if let Some(url) = url
+                && !matches!(url.scheme(), "http" | "https")
+            {
+                problems.push(format!(
+                    "{} is {url}: it must be an http:// or https:// address",
+                    written(figment, key)
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(refused(problems.join("; ")))
+        }
+    }
+
+    /// Relative paths written in the settings file mean "next to the file",
+    /// wherever the command runs from.
+    fn resolve_relative_to(&mut self, file: &Path, figment: &Figment) {
+        let folder = file.parent().unwrap_or(Path::new(""));
+        let from_file = |key: &str| {
+            figment
+                .find_metadata(key)
+                .and_then(|m| m.source.as_ref())
+                .and_then(|s| s.file_path())
+                .is_some()
+        };
+        if from_file("data_dir") && self.data_dir.is_relative() {
+            self.data_dir = folder.join(&self.data_dir);
+        }
+        if from_file("database_url")
+            && let Some(url) = &self.database_url
+            && let Some(rest) = url.expose_secret().strip_prefix("sqlite://")
+            && !rest.is_empty()
+            && !rest.starts_with(':')
+            && Path::new(rest).is_relative()
+        {
+            let path = folder.join(rest);
+            self.database_url = Some(format!("sqlite://{}", path.display()).into());
+        }
     }
 
     pub fn connection_limits(&self) -> ConnectionLimits {
@@ -581,6 +940,95 @@ impl Settings {
             .max(1),
             max_upload_bytes: self.fetch_max_bytes,
         }
+    }
+}
+
+/// A listen address: `IP:PORT`, or `HOST:PORT` resolved now (an IPv4 address
+/// first, so `localhost:2531` is `127.0.0.1:2531`).
+pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT, e.g. 127.0.0.1:2531"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{text:?}: {port:?} is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host:?} of {text:?}: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{host:?} of {text:?} resolves to no address"))
+}
+
+fn listen_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    resolve_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// A boolean as people write it: `true`/`false`, `yes`/`no`, `on`/`off`,
+/// `1`/`0`, in any case. For any boolean setting: `#[serde(deserialize_with =
+/// "crate::config::flexible_bool")]`.
+pub fn flexible_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bool(bool),
+        Number(i64),
+        Text(String),
+    }
+    let refuse = |shown: String| {
+        serde::de::Error::custom(format!(
+            "{shown} is not a boolean: write true/false, yes/no, on/off or 1/0"
+        ))
+    };
+    match Raw::deserialize(deserializer)? {
+        Raw::Bool(b) => Ok(b),
+        Raw::Number(1) => Ok(true),
+        Raw::Number(0) => Ok(false),
+        Raw::Number(n) => Err(refuse(n.to_string())),
+        Raw::Text(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "yes" | "true" | "on" => Ok(true),
+            "0" | "no" | "false" | "off" => Ok(false),
+            _ => Err(refuse(format!("{text:?}"))),
+        },
+    }
+}
+
+pub fn optional_flexible_bool<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    struct Flexible(#[serde(deserialize_with = "flexible_bool")] bool);
+    Ok(Option::<Flexible>::deserialize(deserializer)?.map(|f| f.0))
+}
+
+/// `"N/S"`; a bare number (`5`, which the environment reads as an integer)
+/// is refused with how to write it.
+fn optional_change_limit<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ChangeLimit>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(i64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Raw::Text(text)) => text.parse().map(Some).map_err(serde::de::Error::custom),
+        Some(Raw::Number(n)) => Err(serde::de::Error::custom(format!(
+            "{n} alone is not a limit: write it as N/S, at most N changes in S seconds, \
+             e.g. \"{n}/3600\""
+        ))),
     }
 }
 
@@ -862,7 +1310,7 @@ mod tests {
             &[
                 ("GEWE_STORAGE", "s3"),
                 ("GEWE_S3_BUCKET", "avatars"),
-                ("GEWE_S3_PATH_STYLE", "yes"),
+                ("GEWE_S3_PATH_STYLE", "maybe"),
             ],
             None,
         );
@@ -1075,6 +1523,188 @@ mod tests {
             assert!(none.callback_allow_nets().is_empty());
             Ok(())
         });
+    }
+
+    #[test]
+    fn every_field_is_a_known_key() {
+        let known = known_keys();
+        for key in [
+            "listen",
+            "data_dir",
+            "database_url",
+            "avatar_redirect_base",
+            "public_url",
+            "token_issuing",
+            "avatar_change_limit",
+            "login_captcha",
+            "callback_allow_nets",
+            "s3_path_style",
+            "callback_concurrency",
+        ] {
+            assert!(known.contains(key), "{key} missing from {known:?}");
+        }
+        assert!(!known.contains("default"), "{known:?}");
+    }
+
+    #[test]
+    fn file_keys_that_are_no_setting_are_refused_naming_the_one_meant() {
+        let msg = load_error(&[], Some("LISTEN = \"127.0.0.1:9000\""));
+        assert!(
+            msg.contains("`LISTEN`") && msg.contains("`listen = …`"),
+            "{msg}"
+        );
+        let msg = load_error(&[], Some("GEWE_LISTEN = \"127.0.0.1:9000\""));
+        assert!(
+            msg.contains("`GEWE_LISTEN` is the environment name") && msg.contains("`listen = …`"),
+            "{msg}"
+        );
+        let msg = load_error(&[], Some("listn = \"127.0.0.1:9000\""));
+        assert!(
+            msg.contains("`listn` is not a setting; did you mean `listen`?"),
+            "{msg}"
+        );
+        let msg = load_error(
+            &[],
+            Some("listen = \"127.0.0.1:9000\"\n[fetch]\ntimeout_ms = 5"),
+        );
+        assert!(
+            msg.contains("[fetch] is not a settings table")
+                && msg.contains("`fetch.timeout_ms` (did you mean `fetch_timeout_ms`?)"),
+            "{msg}"
+        );
+        // A known key after a stray table lands inside it: refused, not ignored.
+        let msg = load_error(&[], Some("[server]\nlisten = \"127.0.0.1:9000\""));
+        assert!(msg.contains("`server.listen`"), "{msg}");
+        assert!(msg.starts_with("gewe.toml: "), "{msg}");
+    }
+
+    #[test]
+    fn values_without_sense_are_refused_naming_the_key_as_written() {
+        let msg = load_error(&[("GEWE_IMAGE_MAX_SIDE", "0")], None);
+        assert_eq!(
+            msg,
+            "GEWE_IMAGE_MAX_SIDE is 0: it must be above 0 (the default is 8192)"
+        );
+        let msg = load_error(&[], Some("fetch_timeout_ms = 0"));
+        assert!(
+            msg.starts_with("fetch_timeout_ms (in gewe.toml) is 0"),
+            "{msg}"
+        );
+        let msg = load_error(&[], Some("fetch_timeout_ms = \"soon\""));
+        assert!(
+            msg.starts_with("fetch_timeout_ms (in gewe.toml): "),
+            "{msg}"
+        );
+        assert!(!msg.contains("default."), "{msg}");
+        let msg = load_error(
+            &[
+                ("GEWE_CALLBACK_RETRY_BASE_SECS", "60"),
+                ("GEWE_CALLBACK_RETRY_CAP_SECS", "10"),
+            ],
+            None,
+        );
+        assert!(
+            msg.starts_with(
+                "GEWE_CALLBACK_RETRY_CAP_SECS (10) is below GEWE_CALLBACK_RETRY_BASE_SECS"
+            ),
+            "{msg}"
+        );
+        let msg = load_error(&[("GEWE_PUBLIC_URL", "ftp://x.example")], None);
+        assert!(msg.starts_with("GEWE_PUBLIC_URL is ftp://"), "{msg}");
+    }
+
+    #[test]
+    fn a_change_limit_without_a_window_says_how_to_write_it() {
+        let msg = load_error(&[("GEWE_AVATAR_CHANGE_LIMIT", "5")], None);
+        assert!(
+            msg.starts_with("GEWE_AVATAR_CHANGE_LIMIT: ") && msg.contains("write it as N/S"),
+            "{msg}"
+        );
+        let msg = load_error(&[], Some("avatar_change_limit = 5"));
+        assert!(
+            msg.starts_with("avatar_change_limit (in gewe.toml): ") && msg.contains("N/S"),
+            "{msg}"
+        );
+        let msg = load_error(&[("GEWE_AVATAR_CHANGE_LIMIT", "5/0")], None);
+        assert!(msg.contains("write it as N/S"), "{msg}");
+    }
+
+    #[test]
+    fn booleans_take_the_usual_spellings() {
+        for (text, want) in [
+            ("1", true),
+            ("0", false),
+            ("yes", true),
+            ("No", false),
+            ("TRUE", true),
+            ("false", false),
+            ("on", true),
+            ("Off", false),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env("GEWE_STORAGE", "s3");
+                jail.set_env("GEWE_S3_BUCKET", "avatars");
+                jail.set_env("GEWE_S3_PATH_STYLE", text);
+                let settings = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+                assert!(
+                    matches!(&settings.storage, Storage::S3(c) if c.path_style == want),
+                    "{text}"
+                );
+                Ok(())
+            });
+        }
+        let msg = load_error(
+            &[
+                ("GEWE_STORAGE", "s3"),
+                ("GEWE_S3_BUCKET", "avatars"),
+                ("GEWE_S3_PATH_STYLE", "2"),
+            ],
+            None,
+        );
+        assert!(
+            msg.contains("write true/false, yes/no, on/off or 1/0"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_mean_next_to_the_file() {
+        figment::Jail::expect_with(|jail| {
+            std::fs::create_dir("conf").map_err(|e| e.to_string())?;
+            jail.create_file(
+                "conf/gewe.toml",
+                "data_dir = \"data\"\ndatabase_url = \"sqlite://db/gewe.db\"",
+            )?;
+            let settings = Settings::load(Some(Path::new("conf/gewe.toml")), &Overrides::default())
+                .map_err(|e| *e)?;
+            assert_eq!(settings.data_dir, Path::new("conf/data"));
+            assert_eq!(
+                settings.database_url().expose_secret(),
+                "sqlite://conf/db/gewe.db"
+            );
+            // From the environment, a relative path stays relative to the working folder.
+            jail.set_env("GEWE_DATA_DIR", "here");
+            let settings = Settings::load(Some(Path::new("conf/gewe.toml")), &Overrides::default())
+                .map_err(|e| *e)?;
+            assert_eq!(settings.data_dir, Path::new("here"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn listen_takes_a_host_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GEWE_LISTEN", "localhost:2600");
+            let settings = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert!(settings.listen.ip().is_loopback(), "{}", settings.listen);
+            assert_eq!(settings.listen.port(), 2600);
+            Ok(())
+        });
+        assert_eq!(
+            resolve_listen("localhost:2531").unwrap(),
+            "127.0.0.1:2531".parse::<SocketAddr>().unwrap()
+        );
+        assert!(resolve_listen("localhost").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod listener;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -17,36 +18,198 @@ use crate::console::{self, Console, ConsoleSettings};
 use crate::delivery::{Dispatcher, DispatcherConfig};
 use crate::domain::{
     Accounts, AvatarUpdater, Callbacks, Clock, Faults, Journal, Logins, Messages, Profiles,
-    Repository,
+    Repository, StoreError,
 };
 use crate::fetch::Fetcher;
 use crate::operator;
 use crate::repo::{PgRepo, SqliteRepo};
 use crate::storage::BlobStore;
 
+/// Whether opening the data may create it: `gewe serve`, `gewe token create`
+/// and `gewe restore` may start from nothing; commands that read data refuse a
+/// missing data folder or database instead of quietly making an empty one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    Create,
+    Refuse,
+}
+
+/// The data folder as a message names it: absolute, so a command run from
+/// another folder says which one it used.
+pub fn shown_data_dir(settings: &Settings) -> String {
+    std::path::absolute(&settings.data_dir)
+        .unwrap_or_else(|_| settings.data_dir.clone())
+        .display()
+        .to_string()
+}
+
+/// The SQLite file a `sqlite:` URL names (`None` for `:memory:`).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
+}
+
 /// Opens the database named by the settings (applying migrations; for SQLite,
 /// creating the data dir) — shared by `gewe serve` and the CLI, so both see the
 /// same data. The URL's scheme picks the engine.
 pub async fn open_repo(settings: &Settings) -> anyhow::Result<Arc<dyn Repository>> {
+    open_repo_if(settings, Missing::Create).await
+}
+
+/// Like [`open_repo`]; with [`Missing::Refuse`], a missing SQLite database (or
+/// data folder) is an error naming both, and nothing is created.
+pub async fn open_repo_if(
+    settings: &Settings,
+    missing: Missing,
+) -> anyhow::Result<Arc<dyn Repository>> {
     let database_url = settings.database_url();
     let (url, shown) = (database_url.expose_secret(), database_url.redacted());
     if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+        let dir = &settings.data_dir;
+        if dir.is_file() {
+            bail!(
+                "the data folder {} is a file, not a folder: give --data-dir (GEWE_DATA_DIR) \
+                 a folder (a missing one is created)",
+                dir.display()
+            );
+        }
+        let file = sqlite_file(url);
+        if missing == Missing::Refuse
+            && let Some(file) = &file
+            && !file.exists()
+        {
+            bail!(
+                "no database at {} (data folder {}): this command reads existing data and \
+                 creates none; run it where `gewe serve` keeps its data, or give --data-dir \
+                 (GEWE_DATA_DIR) or --database-url",
+                file.display(),
+                shown_data_dir(settings)
+            );
+        }
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            bail!(
+                "cannot create the data folder {}: {}; give --data-dir (GEWE_DATA_DIR) a \
+                 folder this user may write",
+                dir.display(),
+                plain_io(&e)
+            );
+        }
+        if let Some(file) = &file {
+            writable(file.parent().unwrap_or(dir))?;
+        }
         let repo = SqliteRepo::connect(url)
             .await
-            .with_context(|| format!("cannot open database {shown}"))?;
+            .map_err(|e| explain_open_error(e, &shown, file.as_deref()))?;
         Ok(Arc::new(repo))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let repo = PgRepo::connect(url, settings.database_max_connections)
             .await
-            .with_context(|| format!("cannot open database {shown}"))?;
+            .map_err(|e| explain_open_error(e, &shown, None))?;
         Ok(Arc::new(repo))
     } else {
         bail!(
             "unsupported GEWE_DATABASE_URL {shown:?}: use sqlite://FILE or postgres://USER@HOST/DB"
         )
     }
+}
+
+/// An I/O error without Rust's `(os error N)` tail.
+fn plain_io(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_lowercase(),
+        None => text,
+    }
+}
+
+/// Refuses a folder this process cannot write (SQLite would fail later, and
+/// less clearly): tries to create a file in it.
+fn writable(dir: &Path) -> anyhow::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let probe = dir.join(format!(".gewe-write-check-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => bail!(
+            "cannot write to the folder {}: {}; give --data-dir (GEWE_DATA_DIR) a folder \
+             this user may write, or fix its permissions",
+            dir.display(),
+            plain_io(&e)
+        ),
+    }
+}
+
+/// One sentence for a database that cannot be opened: what, and the likely fix.
+fn explain_open_error(err: StoreError, shown: &str, sqlite: Option<&Path>) -> anyhow::Error {
+    let StoreError::Backend(source) = &err else {
+        return anyhow::anyhow!("cannot open the database {shown}: {err}");
+    };
+    let Some(sqlx_error) = source.downcast_ref::<sqlx::Error>() else {
+        return anyhow::anyhow!("cannot open the database {shown}: {source}");
+    };
+    match sqlx_error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            anyhow::anyhow!(
+                "PostgreSQL at {shown} refused the connection: is it running and listening \
+                 there? Check the host and port of GEWE_DATABASE_URL"
+            )
+        }
+        sqlx::Error::Io(io) => anyhow::anyhow!(
+            "cannot reach the database at {shown}: {}; check GEWE_DATABASE_URL",
+            plain_io(io)
+        ),
+        sqlx::Error::PoolTimedOut => anyhow::anyhow!(
+            "the database at {shown} did not answer in time: check that it runs and that \
+             GEWE_DATABASE_URL names it"
+        ),
+        sqlx::Error::Database(db) => {
+            let message = db.message();
+            if let Some(file) = sqlite
+                && (message.contains("not a database") || message.contains("malformed"))
+            {
+                anyhow::anyhow!(
+                    "{} is not a SQLite database, or it is damaged ({message}): restore a \
+                     backup (`gewe restore`) or move the file away to start empty",
+                    file.display()
+                )
+            } else if let Some(file) = sqlite {
+                anyhow::anyhow!("cannot open the database {}: {message}", file.display())
+            } else {
+                anyhow::anyhow!("the database at {shown} refused: {message}")
+            }
+        }
+        sqlx::Error::Migrate(e) => {
+            anyhow::anyhow!("the database {shown} cannot be brought to this version's schema: {e}")
+        }
+        other => anyhow::anyhow!("cannot open the database {shown}: {other}"),
+    }
+}
+
+/// The warning for avatar links only this machine can open: the public URL is
+/// loopback while the server listens beyond it.
+pub fn public_url_warning(listen: SocketAddr, public_url: &Url) -> Option<String> {
+    let loopback_url = match public_url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    (loopback_url && !listen.ip().is_loopback()).then(|| {
+        format!(
+            "the server listens on {listen} but hands out avatar links under {public_url}, \
+             which only this machine can open: set GEWE_PUBLIC_URL (or --public-url) to the \
+             address clients reach this server at"
+        )
+    })
 }
 
 /// The blob store named by the settings: the local folder, or the S3 bucket.
@@ -193,6 +356,9 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     public_url: Url,
+    /// The database (redacted) and data folder in use, for the start line.
+    database: String,
+    data_dir: String,
     limits: ConnectionLimits,
     state: AppState,
     console: Console,
@@ -207,9 +373,13 @@ impl Application {
     /// Like `build`, with the outside world replaced (tests inject a resolver and
     /// dialer that never leave the machine, and a clock they move).
     pub async fn build_with(settings: &Settings, outside: Outside) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {}; choose another address with --listen (GEWE_LISTEN)",
+                settings.listen,
+                plain_io(&e)
+            )
+        })?;
         let local_addr = listener.local_addr()?;
         let public_url = settings.public_url_for(local_addr);
         let callback_fetcher = outside
@@ -228,6 +398,8 @@ impl Application {
             listener,
             local_addr,
             public_url,
+            database: settings.database_url().redacted(),
+            data_dir: shown_data_dir(settings),
             limits: settings.connection_limits(),
             state: AppState::new(services),
             console,
@@ -261,9 +433,14 @@ impl Application {
         tracing::info!(
             addr = %self.local_addr,
             public_url = %self.public_url,
+            database = %self.database,
+            data_dir = %self.data_dir,
             max_connections,
             "gewe-server listening"
         );
+        if let Some(warning) = public_url_warning(self.local_addr, &self.public_url) {
+            tracing::warn!(code = "public-url-loopback", "{warning}");
+        }
         tracing::info!(
             mode = self.state.token_issuing.describe(),
             "tools/getTokenId issuing mode (GEWE_TOKEN_ISSUING)"
@@ -313,5 +490,32 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loopback_public_url_beyond_loopback_is_warned_about() {
+        let url = |u: &str| Url::parse(u).unwrap();
+        let open: SocketAddr = "0.0.0.0:2531".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:2531".parse().unwrap();
+        let warning = public_url_warning(open, &url("http://127.0.0.1:2531")).unwrap();
+        assert!(warning.contains("GEWE_PUBLIC_URL"), "{warning}");
+        assert!(public_url_warning(open, &url("http://localhost:2531/")).is_some());
+        assert!(public_url_warning(open, &url("http://[::1]:2531/")).is_some());
+        assert!(public_url_warning(open, &url("https://gewe.example.com")).is_none());
+        assert!(public_url_warning(local, &url("http://127.0.0.1:2531")).is_none());
+    }
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(
+            sqlite_file("sqlite://./gewe-data/gewe.db?mode=rwc"),
+            Some(PathBuf::from("./gewe-data/gewe.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
     }
 }

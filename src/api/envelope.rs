@@ -59,7 +59,15 @@ impl<T: Serialize> Envelope<T> {
 impl<T: Serialize> IntoResponse for Envelope<T> {
     fn into_response(self) -> Response {
         match serde_json::to_vec(&self) {
-            Ok(body) => json_response(body),
+            Ok(body) => {
+                let mut response = json_response(body);
+                response.extensions_mut().insert(Answered {
+                    ret: self.ret,
+                    code: None,
+                    detail: None,
+                });
+                response
+            }
             Err(e) => ApiError::internal(format!("cannot serialise response: {e}")).into_response(),
         }
     }
@@ -89,6 +97,19 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone)]
 pub struct InternalFailure(pub Arc<str>);
 
+/// What a GeWe answer said, for the request's log line (`ret`, `data.code`
+/// and `data.msg`); it rides on the response to the request-context middleware.
+/// Never the token, never the picture: only what the envelope itself holds.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub ret: i32,
+    /// `data.code`, or for answers GeWe gives without `data` (a missing or
+    /// unknown token, a missing field) a stable code for the log only.
+    pub code: Option<String>,
+    /// `data.msg`, the reason.
+    pub detail: Option<String>,
+}
+
 /// A failed GeWe call: `{"ret":500,"msg":…,"data":{"code":…,"msg":…}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -96,6 +117,9 @@ pub struct ApiError {
     pub detail: Option<ErrorDetail>,
     /// Set for failures that are ours; never shown to the caller.
     cause: Option<Arc<str>>,
+    /// For the log line when the answer has no `data.code` (GeWe's token and
+    /// missing-field answers carry none); never shown to the caller.
+    log_code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -104,7 +128,14 @@ impl ApiError {
             msg: msg.into(),
             detail: None,
             cause: None,
+            log_code: None,
         }
+    }
+
+    /// The code the request's log line shows for an answer without `data`.
+    pub fn logged_as(mut self, code: &'static str) -> Self {
+        self.log_code = Some(code);
+        self
     }
 
     pub fn with_detail(
@@ -119,6 +150,7 @@ impl ApiError {
                 msg: detail.into(),
             }),
             cause: None,
+            log_code: None,
         }
     }
 
@@ -227,7 +259,9 @@ fn avatar_error_detail(err: &AvatarError) -> (&'static str, String) {
 impl From<FieldError> for ApiError {
     fn from(err: FieldError) -> Self {
         match err {
-            FieldError::Missing(field) => ApiError::new(format!("{field}不可为空")),
+            FieldError::Missing(field) => {
+                ApiError::new(format!("{field}不可为空")).logged_as("missing-field")
+            }
             FieldError::Invalid { field, detail } => {
                 ApiError::with_detail(format!("{field}格式错误"), "invalid-field", detail)
             }
@@ -238,8 +272,12 @@ impl From<FieldError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
-            AuthError::Missing => ApiError::new("header:X-GEWE-TOKEN 不可为空"),
-            AuthError::Unknown => ApiError::new("header:X-GEWE-TOKEN 不可用或已过期"),
+            AuthError::Missing => {
+                ApiError::new("header:X-GEWE-TOKEN 不可为空").logged_as("token-missing")
+            }
+            AuthError::Unknown => {
+                ApiError::new("header:X-GEWE-TOKEN 不可用或已过期").logged_as("token-unknown")
+            }
             AuthError::Store(e) => ApiError::internal(e),
         }
     }
@@ -247,6 +285,15 @@ impl From<AuthError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let answered = Answered {
+            ret: 500,
+            code: self
+                .detail
+                .as_ref()
+                .map(|d| d.code.clone())
+                .or_else(|| self.log_code.map(str::to_owned)),
+            detail: self.detail.as_ref().map(|d| d.msg.clone()),
+        };
         let envelope = Envelope {
             ret: 500,
             msg: self.msg,
@@ -254,6 +301,7 @@ impl IntoResponse for ApiError {
         };
         // Serialising strings and a struct of strings cannot fail.
         let mut response = json_response(serde_json::to_vec(&envelope).unwrap_or_default());
+        response.extensions_mut().insert(answered);
         if let Some(cause) = self.cause {
             response.extensions_mut().insert(InternalFailure(cause));
         }

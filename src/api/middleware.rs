@@ -2,11 +2,16 @@
 //! otherwise), a tracing span, one log line per request, the log line of an
 //! internal failure (with its cause, which the caller never sees), and a guard that
 //! turns a panicking handler into an envelope instead of a dropped connection.
+//!
+//! The finish line of a GeWe call says what the caller was told: the route,
+//! `ret`, `data.code` and `data.msg` — at INFO for `ret` 200, WARN for 500, ERROR
+//! for an internal failure. It never holds the token (a header) or the picture
+//! (fetched bytes): only what the envelope itself holds.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -14,7 +19,7 @@ use futures_util::FutureExt;
 use rand::RngCore;
 use tracing::Instrument;
 
-use super::envelope::{ApiError, InternalFailure};
+use super::envelope::{Answered, ApiError, InternalFailure};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -42,7 +47,14 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         method = %request.method(),
         path = %request.uri().path(),
     );
+    // The route as registered (`/gewe/v2/api/personal/getProfile`), else the path.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
     let started = Instant::now();
+    let mut internal = false;
     let outcome = AssertUnwindSafe(next.run(request))
         .catch_unwind()
         .instrument(span.clone())
@@ -50,7 +62,8 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     let mut response = match outcome {
         Ok(mut response) => match response.extensions_mut().remove::<InternalFailure>() {
             Some(InternalFailure(cause)) => {
-                span.in_scope(|| tracing::error!(%cause, "internal error"));
+                internal = true;
+                span.in_scope(|| tracing::error!(%route, %cause, "internal error"));
                 ApiError::internal_answer(&id).into_response()
             }
             None => response,
@@ -61,19 +74,35 @@ pub async fn request_context(request: Request, next: Next) -> Response {
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".to_owned());
-            span.in_scope(|| tracing::error!(panic = %what, "handler panicked"));
+            internal = true;
+            span.in_scope(|| tracing::error!(%route, panic = %what, "handler panicked"));
             ApiError::internal_answer(&id).into_response()
         }
     };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let answered = response.extensions_mut().remove::<Answered>();
+    span.in_scope(|| match answered {
+        Some(Answered { ret, .. }) if internal => tracing::error!(
+            %route, ret, code = "internal", status, elapsed_ms, "request finished"
+        ),
+        Some(Answered { ret, code, detail }) if ret != 200 => tracing::warn!(
+            %route,
+            ret,
+            code = code.as_deref().unwrap_or("-"),
+            detail = detail.as_deref().unwrap_or("-"),
+            status,
+            elapsed_ms,
             "request finished"
-        )
+        ),
+        Some(Answered { ret, .. }) => {
+            tracing::info!(%route, ret, status, elapsed_ms, "request finished")
+        }
+        // Not a GeWe envelope: avatars, health, docs.
+        None => tracing::info!(%route, status, elapsed_ms, "request finished"),
     });
     response
 }

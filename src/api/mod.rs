@@ -5,6 +5,7 @@ pub mod control;
 mod envelope;
 pub mod extract;
 mod health;
+mod home;
 mod login;
 mod message;
 pub mod middleware;
@@ -148,6 +149,7 @@ pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>, pages: Route
     let (routes, document) = surface(extra).split_for_parts();
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::finish(document)))
+        .route("/", axum::routing::get(home::page))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             control::gewe_calls,

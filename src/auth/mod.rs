@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 
 pub use operator::{KEY_PREFIX, MIN_CONFIGURED_LEN, OPERATOR_HEADER, OperatorKeys};
 
-use crate::domain::{Clock, Repository, StoreError, TokenId};
+use crate::domain::{Clock, Repository, StoreError, TokenId, TokenRecord};
 
 /// How `tools/getTokenId` answers anonymous callers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,21 @@ pub enum IssueError {
 }
 
 /// The label of the instance token's row in `tokens`.
-const INSTANCE_LABEL: &str = "instance";
+pub const INSTANCE_LABEL: &str = "instance";
+
+/// Why `gewe token revoke` did not revoke.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("no token {0} (or it was revoked already): `gewe token list` shows the tokens")]
+    NotFound(i64),
+    #[error(
+        "token {0} is the instance token, derived from the server secret, so tools/getTokenId \
+         would hand it out again: set GEWE_TOKEN_ISSUING=per-call or off to stop that instead"
+    )]
+    Instance(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -86,6 +100,9 @@ pub struct Tokens {
     instance: Arc<OnceCell<String>>,
     /// Per-call issue times (Unix seconds) by client address.
     per_call: Arc<Mutex<HashMap<IpAddr, VecDeque<i64>>>>,
+    /// The minute each token's last use was recorded in by this process, so a
+    /// busy token costs one write a minute, not one per request.
+    touched: Arc<Mutex<HashMap<TokenId, i64>>>,
 }
 
 impl Tokens {
@@ -95,6 +112,7 @@ impl Tokens {
             clock,
             instance: Arc::default(),
             per_call: Arc::default(),
+            touched: Arc::default(),
         }
     }
 
@@ -191,10 +209,48 @@ impl Tokens {
         if !is_token_shaped(token) {
             return Err(AuthError::Unknown);
         }
-        self.repo
+        let id = self
+            .repo
             .find_token(&hash_token(token))
             .await?
-            .ok_or(AuthError::Unknown)
+            .ok_or(AuthError::Unknown)?;
+        self.record_use(id).await;
+        Ok(id)
+    }
+
+    /// Records the token's use, to the minute, at most once a minute per process.
+    /// A failure here fails no request: it is only logged.
+    async fn record_use(&self, id: TokenId) {
+        let now = self.clock.unix_now();
+        let minute = now - now.rem_euclid(60);
+        let due = {
+            let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+            touched.insert(id, minute) != Some(minute)
+        };
+        if due && let Err(e) = self.repo.touch_token(id, minute).await {
+            tracing::warn!(token_id = id.0, error = %e, "cannot record the token's last use");
+        }
+    }
+
+    /// Every token not revoked, oldest first: never the token itself.
+    pub async fn list(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.repo.list_tokens().await
+    }
+
+    /// Revokes token `id` (as `list` numbers them): it stops authenticating at once.
+    pub async fn revoke(&self, id: i64) -> Result<(), RevokeError> {
+        let tokens = self.repo.list_tokens().await?;
+        match tokens.iter().find(|t| t.id.0 == id) {
+            None => Err(RevokeError::NotFound(id)),
+            Some(t) if t.label.as_deref() == Some(INSTANCE_LABEL) => Err(RevokeError::Instance(id)),
+            Some(t) => {
+                if self.repo.revoke_token(t.id, self.clock.unix_now()).await? {
+                    Ok(())
+                } else {
+                    Err(RevokeError::NotFound(id))
+                }
+            }
+        }
     }
 }
 

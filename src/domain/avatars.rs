@@ -51,7 +51,10 @@ impl std::str::FromStr for ChangeLimit {
     /// `"<max changes>/<window seconds>"`, both positive, e.g. `"5/3600"`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || {
-            format!("avatar change limit must look like \"5/3600\" (changes/seconds), got {text:?}")
+            format!(
+                "{text:?} is not a limit: write it as N/S, at most N changes in S seconds, \
+                 both above 0, e.g. \"5/3600\""
+            )
         };
         let (max, window) = text.trim().split_once('/').ok_or_else(bad)?;
         let max: u32 = max.trim().parse().map_err(|_| bad())?;

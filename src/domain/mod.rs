@@ -54,7 +54,7 @@ pub use store::{
     InstanceTokenStore, Lease, LoginDevice, LoginDeviceStore, LoginSessionRecord,
     LoginSessionStore, LoginStage, LoginState, OutboxEvent, OutboxState, OutboxStore, Principal,
     PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore, RecentChanges, Repository,
-    Scanner, SecretStore, StoreError, TokenId, TokenStore,
+    Scanner, SecretStore, StoreError, TokenAdminStore, TokenId, TokenRecord, TokenStore,
 };
 
 use crate::storage::StorageError;

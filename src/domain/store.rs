@@ -99,6 +99,7 @@ pub trait Repository:
     + OutboxStore
     + ControlStore
     + ConsoleStore
+    + TokenAdminStore
     + Send
     + Sync
     + 'static
@@ -117,6 +118,28 @@ pub trait TokenStore {
         now: i64,
     ) -> Result<TokenId, StoreError>;
     async fn find_token(&self, token_hash: &str) -> Result<Option<TokenId>, StoreError>;
+}
+
+/// A token as `gewe token list` shows it: never the token, not even its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: TokenId,
+    pub label: Option<String>,
+    pub created_at: i64,
+    /// Unix seconds of its last use, to the minute; `None`: never used.
+    pub last_used_at: Option<i64>,
+}
+
+/// The operator's side of tokens: list, revoke, and when each was last used.
+#[async_trait]
+pub trait TokenAdminStore {
+    /// Every token not revoked, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Revokes token `id`: it no longer authenticates. `false` when there is no
+    /// such token or it was revoked already.
+    async fn revoke_token(&self, id: TokenId, now: i64) -> Result<bool, StoreError>;
+    /// Records that token `id` was used at `now`.
+    async fn touch_token(&self, id: TokenId, now: i64) -> Result<(), StoreError>;
 }
 
 /// Accounts (devices) and their avatars.

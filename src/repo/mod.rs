@@ -12,6 +12,7 @@ mod sql_control;
 mod sql_login;
 mod sql_outbox;
 mod sql_personal;
+mod sql_tokens;
 mod sqlite;
 
 use std::borrow::Cow;

@@ -1,8 +1,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 
 use super::{EmbeddedMigrations, migrator};
 use crate::domain::StoreError;
@@ -43,6 +43,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "console",
         include_str!("../../migrations/postgres/0007_console.sql"),
     ),
+    (
+        9,
+        "token_admin",
+        include_str!("../../migrations/postgres/0009_token_admin.sql"),
+    ),
 ];
 
 /// PostgreSQL, for any number of instances sharing one database. Every guarantee
@@ -59,6 +64,10 @@ impl PgRepo {
     /// server's `max_connections`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("gewe-server");
+        // One connection first: a refused connection or a wrong password fails
+        // at once with its reason, where the pool would retry until its acquire
+        // timeout and then say only that it timed out.
+        PgConnection::connect_with(&options).await?.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
@@ -80,3 +89,4 @@ super::sql_outbox::impl_outbox!(
 );
 super::sql_control::impl_control_store!(PgRepo, sqlx::Postgres);
 super::sql_console::impl_console_store!(PgRepo, sqlx::Postgres);
+super::sql_tokens::impl_token_admin!(PgRepo, sqlx::Postgres);

@@ -56,10 +56,12 @@ macro_rules! impl_store {
                 token_hash: &str,
             ) -> Result<Option<$crate::domain::TokenId>, $crate::domain::StoreError> {
                 let id: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM tokens WHERE token_hash = $1")
-                        .bind(token_hash)
-                        .fetch_optional(&self.pool)
-                        .await?;
+                    sqlx::query_scalar(
+                    "SELECT id FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
                 Ok(id.map($crate::domain::TokenId))
             }
         }

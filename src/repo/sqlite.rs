@@ -43,6 +43,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "console",
         include_str!("../../migrations/sqlite/0007_console.sql"),
     ),
+    (
+        9,
+        "token_admin",
+        include_str!("../../migrations/sqlite/0009_token_admin.sql"),
+    ),
 ];
 
 /// The embedded default: one SQLite file in WAL mode, shared safely with the CLI
@@ -77,3 +82,4 @@ super::sql_personal::impl_personal_store!(SqliteRepo, sqlx::Sqlite, for_update =
 super::sql_outbox::impl_outbox!(SqliteRepo, sqlx::Sqlite, skip_locked = "");
 super::sql_control::impl_control_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_console::impl_console_store!(SqliteRepo, sqlx::Sqlite);
+super::sql_tokens::impl_token_admin!(SqliteRepo, sqlx::Sqlite);

@@ -18,6 +18,7 @@ mod envelope;
 mod login;
 mod login_flow;
 mod login_store;
+mod logs;
 mod openapi;
 mod operator;
 mod outbox_contract;
