@@ -721,18 +721,67 @@ fn every_prefix_and_bit_flip_is_handled() {
 }
 
 #[test]
-fn jpeg_completeness_check() {
+fn jpeg_end_is_found_by_walking_the_segments() {
+    use decode::JpegEnd;
     let jpeg = encode(&DynamicImage::ImageRgb8(noise(32, 32)), ImageFormat::Jpeg);
-    assert!(decode::jpeg_is_complete(&jpeg));
+    assert_eq!(decode::jpeg_end(&jpeg), JpegEnd::Marker);
     let mut trailing = jpeg.clone();
     trailing.extend_from_slice(b"trailing junk");
-    assert!(decode::jpeg_is_complete(&trailing));
+    assert_eq!(decode::jpeg_end(&trailing), JpegEnd::Marker);
     render(&trailing);
-    assert!(!decode::jpeg_is_complete(&jpeg[..jpeg.len() - 2]));
+    assert_eq!(decode::jpeg_end(&jpeg[..jpeg.len() - 2]), JpegEnd::Missing);
     // An EOI inside an APP segment (e.g. an Exif thumbnail) does not count.
     let mut app = vec![0xFF, 0xD8, 0xFF, 0xE1, 0, 4, 0xFF, 0xD9];
     app.extend_from_slice(&jpeg[2..jpeg.len() / 2]);
-    assert!(!decode::jpeg_is_complete(&app));
+    assert_eq!(decode::jpeg_end(&app), JpegEnd::Missing);
+    // Headers only: no scan.
+    let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    assert_eq!(decode::jpeg_end(&jpeg[..sos]), JpegEnd::Broken);
+    assert_eq!(decode::jpeg_end(&jpeg[..sos + 5]), JpegEnd::Broken);
+}
+
+/// A JPEG is judged by its scanlines, not by its end-of-image marker: camera
+/// files that omit the marker are whole pictures and are accepted (with the
+/// same pixels as with the marker), in both decode paths (the full decoder
+/// and shrink-on-load for large pictures); a JPEG cut short anywhere in its
+/// data is refused, with or without Exif in front.
+#[test]
+fn jpeg_without_end_marker_is_accepted_and_cut_jpeg_is_refused() {
+    let small = encode(&DynamicImage::ImageRgb8(noise(200, 150)), ImageFormat::Jpeg);
+    let large = encode(
+        &DynamicImage::ImageRgb8(RgbImage::from_fn(1600, 1400, |x, y| {
+            Rgb([(x / 7) as u8, (y / 6) as u8, ((x + y) / 12) as u8])
+        })),
+        ImageFormat::Jpeg,
+    );
+    for whole in [small, large] {
+        assert_eq!(&whole[whole.len() - 2..], [0xFF, 0xD9]);
+        let no_eoi = &whole[..whole.len() - 2];
+        let with = render(&whole);
+        let without = render(no_eoi);
+        assert_eq!(
+            with.content_id(),
+            without.content_id(),
+            "the same pixels without the end-of-image marker"
+        );
+        // With a camera's Exif block in front, and trailing fill bytes.
+        let mut camera = vec![0xFF, 0xD8, 0xFF, 0xE1, 0, 8];
+        camera.extend_from_slice(b"Exif\0\0");
+        camera.extend_from_slice(&no_eoi[2..]);
+        render(&camera);
+
+        // Cut in the entropy-coded data: refused, whatever the cut.
+        let sos = whole.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let data = whole.len() - sos;
+        for fraction in [0.1, 0.5, 0.8] {
+            let cut = sos + 20 + (data as f64 * fraction) as usize;
+            let err = render_err(&whole[..cut]);
+            assert_eq!(err.code(), "image-corrupt", "cut at {cut}: {err:?}");
+            assert_eq!(err.message(), "图片数据损坏或不完整");
+            let err = render_err(&camera[..cut]);
+            assert_eq!(err.code(), "image-corrupt", "cut at {cut}: {err:?}");
+        }
+    }
 }
 
 #[test]
