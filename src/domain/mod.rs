@@ -37,10 +37,11 @@ pub use profile::{
 };
 pub use store::{
     AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, CallbackStore,
-    DeviceRecord, DeviceStore, HistoryEntry, InstanceTokenStore, Lease, LoginDevice,
-    LoginDeviceStore, LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, OutboxEvent,
-    OutboxState, OutboxStore, PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore,
-    RecentChanges, Repository, Scanner, SecretStore, StoreError, TokenId, TokenStore,
+    ChangeReservation, ChangeSlot, DeviceRecord, DeviceStore, HistoryEntry, InstanceTokenStore,
+    Lease, LoginDevice, LoginDeviceStore, LoginSessionRecord, LoginSessionStore, LoginStage,
+    LoginState, OutboxEvent, OutboxState, OutboxStore, PrivacySetting, ProfileChange,
+    ProfileFieldChange, ProfileStore, RecentChanges, Repository, Scanner, SecretStore, StoreError,
+    TokenId, TokenStore,
 };
 
 use crate::storage::StorageError;

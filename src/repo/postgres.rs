@@ -33,6 +33,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "avatar_sources",
         include_str!("../../migrations/postgres/0005_avatar_sources.sql"),
     ),
+    (
+        8,
+        "avatar_change_slots",
+        include_str!("../../migrations/postgres/0008_avatar_change_slots.sql"),
+    ),
 ];
 
 /// PostgreSQL, for any number of instances sharing one database. Every guarantee

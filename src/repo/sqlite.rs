@@ -33,6 +33,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "avatar_sources",
         include_str!("../../migrations/sqlite/0005_avatar_sources.sql"),
     ),
+    (
+        8,
+        "avatar_change_slots",
+        include_str!("../../migrations/sqlite/0008_avatar_change_slots.sql"),
+    ),
 ];
 
 /// The embedded default: one SQLite file in WAL mode, shared safely with the CLI
