@@ -96,10 +96,17 @@ fn decode_as(
     // Same accounting as `ImageReader::decode`: the output buffer is charged to
     // `max_alloc` first, the decoder gets what is left for its scratch buffers.
     // Some decoders ignore `max_alloc` for their own scratch buffers; charge
-    // a conservative estimate for those up front.
+    // a conservative estimate for those up front. So is the RGB8 copy that
+    // grey, alpha, 16-bit and float pictures are converted into while the
+    // decoded buffer still lives.
     let needed = decoder
         .total_bytes()
-        .saturating_add(untracked_scratch_bytes(bytes, format, width, height));
+        .saturating_add(untracked_scratch_bytes(bytes, format, width, height))
+        .saturating_add(super::variants::conversion_bytes(
+            decoder.color_type(),
+            width,
+            height,
+        ));
     let mut remaining = full_limits;
     if remaining.reserve(needed).is_err() {
         return Err(ImageError::TooMuchMemory {

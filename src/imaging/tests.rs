@@ -620,6 +620,80 @@ fn untracked_decoder_scratch_is_charged() {
     );
 }
 
+/// Converting a 16-bit, grey or alpha picture to RGB8 takes a second buffer
+/// while the decoded one still lives; the reservation counts it. A 16-bit RGBA
+/// picture whose decoded buffer alone fits the budget, but not with its RGB8
+/// copy, is refused before decoding; RGB8 and RGBA8 pictures of the same
+/// decoded size (converted in place) are not.
+#[test]
+fn conversion_buffer_is_charged_to_the_decode_budget() {
+    use image::Luma;
+    let (w, h) = (300u32, 400u32);
+    let pixels = u64::from(w * h);
+    let rgba16: ImageBuffer<Rgba<u16>, Vec<u16>> = ImageBuffer::from_fn(w, h, |x, y| {
+        Rgba([
+            (x * 200) as u16,
+            (y * 150) as u16,
+            40_000,
+            if x < w / 2 { 65535 } else { 0 },
+        ])
+    });
+    let png16 = encode(&DynamicImage::ImageRgba16(rgba16.clone()), ImageFormat::Png);
+    // Decoded: 8 bytes a pixel. With the RGB8 copy: 11 and a stripe.
+    let budget = pixels * 8 + pixels; // room for the decode, not for the copy
+    let limits = ImageLimits {
+        max_alloc: budget,
+        ..ImageLimits::default()
+    };
+    let err = render_avatar(&png16, &limits).unwrap_err();
+    match err {
+        ImageError::TooMuchMemory {
+            needed: Some(needed),
+            max_alloc,
+        } => {
+            assert_eq!(max_alloc, budget);
+            assert!(needed >= pixels * 11, "{needed}");
+        }
+        other => panic!("expected the budget error, got {other:?}"),
+    }
+    assert_eq!(
+        render_avatar(&png16, &limits).unwrap_err().code(),
+        "image-too-large"
+    );
+    let roomy = ImageLimits {
+        max_alloc: pixels * 14,
+        ..ImageLimits::default()
+    };
+    let rendered = render_avatar(&png16, &roomy).expect("fits with its copy");
+
+    // The stripes give the same picture as converting the whole at once.
+    let whole = {
+        let rgba8 = DynamicImage::ImageRgba16(rgba16).into_rgba8();
+        let (w, h) = rgba8.dimensions();
+        RgbImage::from_fn(w, h, |x, y| {
+            let [r, g, b, a] = rgba8.get_pixel(x, y).0;
+            let a = u32::from(a);
+            let blend = |v: u8| ((u32::from(v) * a + 255 * (255 - a) + 127) / 255) as u8;
+            Rgb([blend(r), blend(g), blend(b)])
+        })
+    };
+    assert_eq!(
+        rendered.content_id(),
+        render_rgb(whole).unwrap().content_id()
+    );
+    let grey16: ImageBuffer<Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_fn(w, 130, |x, y| Luma([((x * 97 + y * 31) * 50) as u16]));
+    let striped = variants::flatten_to_rgb8(DynamicImage::ImageLuma16(grey16.clone()));
+    assert_eq!(striped, DynamicImage::ImageLuma16(grey16).into_rgb8());
+
+    // 8-bit RGB(A) of the same decoded size is converted in place: it fits.
+    let rgba8 = encode(
+        &DynamicImage::ImageRgba8(RgbaImage::from_pixel(w * 2, h, Rgba([9, 99, 199, 128]))),
+        ImageFormat::Png,
+    );
+    assert!(render_avatar(&rgba8, &limits).is_ok());
+}
+
 #[test]
 fn jpeg_header_claiming_huge_dimensions_is_refused() {
     let mut jpeg = encode(
