@@ -87,6 +87,15 @@ rows.append((f"(e) getProfile p99, {big_n:,} vs 1,000 accounts",
              f"{small['p99_ms']:.2f} ms ({small['rps']:.0f}/s)",
              ratio, "≤ 1.2×", ratio <= 1.2 and big["failed"] == 0, True, 1.2))
 
+for f, label in (("photo-1080p.jpg", "1080p JPEG"), ("photo-12mp.jpg", "12 MP JPEG")):
+    again = load(f"f-{f}")
+    ratio = again["ratio_median"]
+    spread = ", ".join(f"{r:.3f}" for r in sorted(again["ratio_per_round"]))
+    rows.append((f"(f) updateHeadImg of bytes already rendered, {label}: server CPU",
+                 f"{again['sent_again_median_ms']:.1f} ms/update (rounds: {spread}×)",
+                 f"{again['full_render_median_ms']:.1f} ms/update (a full render, same run)",
+                 ratio, "≤ 0.05×", ratio <= 0.05, True, 0.05))
+
 os.makedirs(out_dir, exist_ok=True)
 
 # ---------------------------------------------------------------- chart
@@ -212,6 +221,12 @@ lines += [
     "JPEG at once; peak = the server's `VmHWM`.",
     f"- **(e)** wrk, 8 connections, getProfile of random accounts among 1,000 and among "
     f"{big_n:,} (rows inserted in bulk with sqlite3, all sharing one avatar); p99 latency.",
+    "- **(f)** [`bench/resend.sh`](../../bench/resend.sh): a fresh `gewe serve`, one account, "
+    "pictures from a loopback HTTP server. Per round: 20 updates with bytes the server has "
+    "never seen (the picture plus a few distinct bytes after its end, so each is a full "
+    "render), then 100 updates alternating between two pictures it already rendered (each a "
+    "real change: download, hash, one lookup, the commit). Server CPU = user + system from "
+    "`/proc/<pid>/stat` (10 ms ticks); ratio of the medians, every round's ratio shown.",
     "",
     "## Machine",
     "",

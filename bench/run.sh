@@ -5,6 +5,7 @@
 #   (c) GET /mmhead/<id>/132 rps, 64 conns vs nginx serving the same files
 #   (d) peak RSS, 32 × 12 MP updates at once vs 256 MiB
 #   (e) getProfile p99 with 1 M accounts    vs with 1 k accounts
+#   (f) server CPU per updateHeadImg of bytes already rendered vs a full render
 # Writes docs/benchmarks/README.md and docs/benchmarks/chart.svg.
 #
 # Usage (root on Debian/Ubuntu; installs nginx, wrk, libvips, sqlite3 and a
@@ -227,6 +228,12 @@ for n in 1000 "$BIG_N"; do
   wrk_post "e-$n" /gewe/v2/api/personal/getProfile 'wx_bench%013d' "$n" 0 \
     '{"appId":"%s"}' 1 8 "$LOAD_S"
   stop_gewe
+done
+
+# ------------------------------------------------------------------ (f)
+for f in photo-1080p.jpg photo-12mp.jpg; do
+  log "(f) $f: updateHeadImg of bytes already rendered vs a full render (server CPU)"
+  BENCH_ROUNDS=$ROUNDS bench/resend.sh "$GEWE" "$WORK/inputs/$f" "$RESULTS/f-$f.json"
 done
 
 # ------------------------------------------------------------------ report

@@ -85,7 +85,7 @@ impl Accounts {
                 "sex只能是0(未知)、1(男)或2(女)".into(),
             ));
         }
-        let avatar = identicon_avatar(&self.storage, &wxid).await?;
+        let avatar = identicon_avatar(self.repo.as_ref(), &self.storage, &wxid).await?;
         let record = AccountRecord {
             app_id,
             nick_name: draft.nick_name.unwrap_or_else(|| default_nick_name(&wxid)),
@@ -188,17 +188,28 @@ pub(super) fn default_nick_name(wxid: &Wxid) -> String {
     format!("微信用户{}", &w[w.len() - 4..])
 }
 
-/// A new account's default avatar: an identicon seeded by its wxid, stored and
-/// served like any uploaded picture.
+/// A new account's default avatar: an identicon stored and served like any
+/// uploaded picture. Its seed is an HMAC of the wxid under the server secret, so
+/// nobody without the secret can compute a wxid's default avatar id and probe
+/// `/mmhead/<id>/…` to learn whether that wxid exists here.
 pub(super) async fn identicon_avatar(
+    repo: &dyn Repository,
     storage: &BlobStore,
     wxid: &Wxid,
 ) -> Result<AvatarRecord, DomainError> {
-    let seed = wxid.as_str().to_owned();
+    let secret = repo.server_secret().await?;
+    let seed = identicon_seed(&secret, wxid);
     let avatar = tokio::task::spawn_blocking(move || imaging::default_avatar(&seed))
         .await
         .map_err(|e| DomainError::Internal(format!("default avatar task failed: {e}")))?;
     persist_avatar(storage, &avatar).await
+}
+
+/// The identicon seed of `wxid` on the server holding `secret`.
+pub(super) fn identicon_seed(secret: &[u8; 32], wxid: &Wxid) -> String {
+    let mut message = b"identicon:".to_vec();
+    message.extend_from_slice(wxid.as_str().as_bytes());
+    hex::encode(super::profile::hmac_sha256(secret, &message))
 }
 
 /// A new account's random `uin`.

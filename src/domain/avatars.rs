@@ -8,8 +8,8 @@ use tokio::sync::Semaphore;
 use sha2::{Digest, Sha256};
 
 use super::{
-    AppId, AvatarChange, AvatarId, AvatarRecord, AvatarSize, AvatarSource, Clock, DomainError,
-    HeadImgUrl, Repository, TokenId,
+    AppId, AvatarChange, AvatarId, AvatarRecord, AvatarSize, AvatarSource, ChangeReservation,
+    ChangeSlot, Clock, DomainError, HeadImgUrl, Repository, TokenId,
 };
 use crate::fetch::{FetchError, Fetcher};
 use crate::imaging::{self, ImageError, ImageLimits, RenderedAvatar};
@@ -160,9 +160,135 @@ impl AvatarUpdater {
         if self.repo.find_account(owner, app_id).await?.is_none() {
             return Err(DomainError::DeviceNotFound(app_id.clone()));
         }
+        self.under_limit(app_id, |slot| self.change_avatar(owner, app_id, url, slot))
+            .await
+    }
+
+    /// Replaces the avatar of `app_id` with an uploaded picture (the console):
+    /// the same limits, change limit, decode pipeline and transaction as
+    /// [`update_from_url`](Self::update_from_url), with no fetch. `source` names
+    /// where it came from in the history (`upload:<file name>`).
+    pub async fn update_from_upload(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        bytes: Bytes,
+        source: &str,
+    ) -> Result<AvatarChange, DomainError> {
+        if self.repo.find_account(owner, app_id).await?.is_none() {
+            return Err(DomainError::DeviceNotFound(app_id.clone()));
+        }
+        let limit = self.config.max_upload_bytes;
+        if bytes.len() as u64 > limit {
+            return Err(AvatarError::Fetch(FetchError::TooLarge { limit }).into());
+        }
+        self.under_limit(app_id, |slot| async move {
+            let deadline = self.config.process_timeout;
+            let (avatar, source_hash) = tokio::time::timeout(deadline, async {
+                let source_hash = hex::encode(Sha256::digest(&bytes));
+                if let Some(avatar) = self.repo.avatar_for_source(&source_hash).await? {
+                    return Ok((avatar, source_hash));
+                }
+                let rendered = self.render(bytes).await?;
+                let avatar = persist_avatar(&self.storage, &rendered).await?;
+                Ok::<_, DomainError>((avatar, source_hash))
+            })
+            .await
+            .map_err(|_| AvatarError::Timeout(deadline))??;
+            let source = AvatarSource {
+                url: source,
+                hash: Some(&source_hash),
+                slot,
+            };
+            self.commit(owner, app_id, &avatar, &source).await
+        })
+        .await
+    }
+
+    /// Uses an avatar the account had before again: a normal change (change
+    /// limit, history row `restore:<id>`), with nothing downloaded or decoded.
+    pub async fn restore(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        avatar_id: AvatarId,
+    ) -> Result<AvatarChange, DomainError> {
+        if self.repo.find_account(owner, app_id).await?.is_none() {
+            return Err(DomainError::DeviceNotFound(app_id.clone()));
+        }
+        let had_it = self
+            .repo
+            .avatar_history(app_id)
+            .await?
+            .iter()
+            .any(|entry| entry.avatar_id == avatar_id);
+        let avatar = match self.repo.find_avatar(avatar_id).await? {
+            Some(avatar) if had_it => avatar,
+            _ => {
+                return Err(DomainError::InvalidInput(format!(
+                    "头像{avatar_id}不在该账号的头像历史中"
+                )));
+            }
+        };
+        let url = format!("restore:{avatar_id}");
+        self.under_limit(app_id, |slot| {
+            let source = AvatarSource {
+                url: &url,
+                hash: None,
+                slot,
+            };
+            async move { self.commit(owner, app_id, &avatar, &source).await }
+        })
+        .await
+    }
+
+    /// Runs `change` in this account's turn, under a change-limit slot: a
+    /// refused change costs no work. A committed change took the slot with it;
+    /// a failed one gives it back before the next update of this account gets
+    /// its turn (an abandoned request, when the guard drops).
+    async fn under_limit<F, Fut>(
+        &self,
+        app_id: &AppId,
+        change: F,
+    ) -> Result<AvatarChange, DomainError>
+    where
+        F: FnOnce(Option<ChangeSlot>) -> Fut,
+        Fut: std::future::Future<Output = Result<AvatarChange, DomainError>>,
+    {
         let _turn = self.account_turn(app_id).await?;
-        // Risk control before any fetch: a refused change costs no download.
-        self.check_change_limit(app_id).await?;
+        let mut slot = self.reserve_change(app_id).await?;
+        let result = change(slot.held()).await;
+        match &result {
+            Ok(_) => slot.consumed(),
+            Err(_) => slot.release().await,
+        }
+        result
+    }
+
+    /// The one transaction of a change: the pointer, its history row, the
+    /// picture's source and the slot, together.
+    async fn commit(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        avatar: &AvatarRecord,
+        source: &AvatarSource<'_>,
+    ) -> Result<AvatarChange, DomainError> {
+        self.repo
+            .set_avatar(owner, app_id, avatar, source, self.clock.unix_now())
+            .await?
+            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
+    }
+
+    /// Fetch → decode → variants → blobs → one transaction (which also deletes
+    /// `slot`, the change-limit slot reserved for this change).
+    async fn change_avatar(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        url: &HeadImgUrl,
+        slot: Option<ChangeSlot>,
+    ) -> Result<AvatarChange, DomainError> {
         let deadline = self.config.process_timeout;
         let (avatar, source_hash) = tokio::time::timeout(deadline, async {
             // The permit lives until the picture is decoded: that is how long the
@@ -192,91 +318,9 @@ impl AvatarUpdater {
         let source = AvatarSource {
             url: url.as_url().as_str(),
             hash: Some(&source_hash),
+            slot,
         };
-        self.repo
-            .set_avatar(owner, app_id, &avatar, &source, self.clock.unix_now())
-            .await?
-            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
-    }
-
-    /// Replaces the avatar of `app_id` with an uploaded picture (the console):
-    /// the same limits, change limit, decode pipeline and transaction as
-    /// [`update_from_url`](Self::update_from_url), with no fetch. `source` names
-    /// where it came from in the history (`upload:<file name>`).
-    pub async fn update_from_upload(
-        &self,
-        owner: TokenId,
-        app_id: &AppId,
-        bytes: Bytes,
-        source: &str,
-    ) -> Result<AvatarChange, DomainError> {
-        if self.repo.find_account(owner, app_id).await?.is_none() {
-            return Err(DomainError::DeviceNotFound(app_id.clone()));
-        }
-        let limit = self.config.max_upload_bytes;
-        if bytes.len() as u64 > limit {
-            return Err(AvatarError::Fetch(FetchError::TooLarge { limit }).into());
-        }
-        let _turn = self.account_turn(app_id).await?;
-        self.check_change_limit(app_id).await?;
-        let deadline = self.config.process_timeout;
-        let (avatar, source_hash) = tokio::time::timeout(deadline, async {
-            let source_hash = hex::encode(Sha256::digest(&bytes));
-            if let Some(avatar) = self.repo.avatar_for_source(&source_hash).await? {
-                return Ok((avatar, source_hash));
-            }
-            let rendered = self.render(bytes).await?;
-            let avatar = persist_avatar(&self.storage, &rendered).await?;
-            Ok::<_, DomainError>((avatar, source_hash))
-        })
-        .await
-        .map_err(|_| AvatarError::Timeout(deadline))??;
-        let source = AvatarSource {
-            url: source,
-            hash: Some(&source_hash),
-        };
-        self.repo
-            .set_avatar(owner, app_id, &avatar, &source, self.clock.unix_now())
-            .await?
-            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
-    }
-
-    /// Uses an avatar the account had before again: a normal change (change
-    /// limit, history row `restore:<id>`), with nothing downloaded or decoded.
-    pub async fn restore(
-        &self,
-        owner: TokenId,
-        app_id: &AppId,
-        avatar_id: AvatarId,
-    ) -> Result<AvatarChange, DomainError> {
-        if self.repo.find_account(owner, app_id).await?.is_none() {
-            return Err(DomainError::DeviceNotFound(app_id.clone()));
-        }
-        let had_it = self
-            .repo
-            .avatar_history(app_id)
-            .await?
-            .iter()
-            .any(|entry| entry.avatar_id == avatar_id);
-        let avatar = match self.repo.find_avatar(avatar_id).await? {
-            Some(avatar) if had_it => avatar,
-            _ => {
-                return Err(DomainError::InvalidInput(format!(
-                    "头像{avatar_id}不在该账号的头像历史中"
-                )));
-            }
-        };
-        let _turn = self.account_turn(app_id).await?;
-        self.check_change_limit(app_id).await?;
-        let url = format!("restore:{avatar_id}");
-        let source = AvatarSource {
-            url: &url,
-            hash: None,
-        };
-        self.repo
-            .set_avatar(owner, app_id, &avatar, &source, self.clock.unix_now())
-            .await?
-            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
+        self.commit(owner, app_id, &avatar, &source).await
     }
 
     /// Waits (up to the queue timeout) until no other update of `app_id` runs here.
@@ -313,23 +357,42 @@ impl AvatarUpdater {
             .map_err(|_| AvatarError::Worker("permits closed".into()))
     }
 
-    /// Counts committed changes in the database, so several server instances
-    /// sharing it enforce one limit. Concurrent requests at the boundary may each
-    /// pass before either commits (the check is not part of `set_avatar`'s
-    /// transaction).
-    async fn check_change_limit(&self, app_id: &AppId) -> Result<(), DomainError> {
+    /// Takes a change-limit slot for `app_id` in the database (see
+    /// [`Repository::reserve_avatar_change`](super::AccountStore::reserve_avatar_change)):
+    /// the committed changes in the window and the slots other updates hold,
+    /// on any instance sharing the database, count against the limit together,
+    /// so racing updates cannot pass it. A slot left by a process that died
+    /// stops counting once the longest an update can take has passed.
+    async fn reserve_change(&self, app_id: &AppId) -> Result<SlotGuard, DomainError> {
         let Some(limit) = self.config.change_limit else {
-            return Ok(());
+            return Ok(SlotGuard::none(&self.repo));
         };
         let window = i64::try_from(limit.window_secs).unwrap_or(i64::MAX);
         let now = self.clock.unix_now();
-        let recent = self
+        let longest = self.config.queue_timeout + self.config.process_timeout;
+        let expires_at = now
+            .saturating_add(i64::try_from(longest.as_secs()).unwrap_or(i64::MAX))
+            .saturating_add(SLOT_GRACE_SECS);
+        let reservation = self
             .repo
-            .avatar_changes_since(app_id, now.saturating_sub(window))
-            .await?;
-        if recent.count < u64::from(limit.max) {
-            return Ok(());
-        }
+            .reserve_avatar_change(
+                app_id,
+                now.saturating_sub(window),
+                u64::from(limit.max),
+                now,
+                expires_at,
+            )
+            .await?
+            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
+        let recent = match reservation {
+            ChangeReservation::Reserved(slot) => {
+                return Ok(SlotGuard {
+                    repo: self.repo.clone(),
+                    slot: Some(slot),
+                });
+            }
+            ChangeReservation::Full(recent) => recent,
+        };
         let frees_at = recent.oldest.unwrap_or(now).saturating_add(window);
         let retry_after_secs = u64::try_from(frees_at.saturating_sub(now))
             .unwrap_or(0)
@@ -355,6 +418,61 @@ impl AvatarUpdater {
         .await
         .map_err(|e| AvatarError::Worker(e.to_string()))?
         .map_err(AvatarError::from)
+    }
+}
+
+/// Seconds a change-limit slot outlives the longest an update may take (wait for
+/// a download permit + fetch and processing), for the commit itself.
+const SLOT_GRACE_SECS: i64 = 60;
+
+/// A change-limit slot held by an update in progress. Unless the change
+/// committed (which deleted the slot in its transaction), dropping the guard
+/// gives the slot back: on an error, and when the request is abandoned.
+struct SlotGuard {
+    repo: Arc<dyn Repository>,
+    slot: Option<ChangeSlot>,
+}
+
+impl SlotGuard {
+    fn none(repo: &Arc<dyn Repository>) -> Self {
+        SlotGuard {
+            repo: repo.clone(),
+            slot: None,
+        }
+    }
+
+    fn held(&self) -> Option<ChangeSlot> {
+        self.slot
+    }
+
+    fn consumed(&mut self) {
+        self.slot = None;
+    }
+
+    async fn release(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            release(self.repo.as_ref(), slot).await;
+        }
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let repo = self.repo.clone();
+        runtime.spawn(async move { release(repo.as_ref(), slot).await });
+    }
+}
+
+async fn release(repo: &dyn Repository, slot: ChangeSlot) {
+    if let Err(e) = repo.release_avatar_change(slot).await {
+        // It stops counting when it expires.
+        tracing::warn!(error = %e, slot = slot.0, "could not release an avatar change slot");
     }
 }
 

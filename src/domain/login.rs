@@ -434,7 +434,7 @@ impl Logins {
             });
         }
         let wxid = wxid.unwrap_or_else(Wxid::generate);
-        let avatar = identicon_avatar(&self.storage, &wxid).await?;
+        let avatar = identicon_avatar(self.repo.as_ref(), &self.storage, &wxid).await?;
         Ok(Scanner {
             nick_name: nick_name.unwrap_or_else(|| default_nick_name(&wxid)),
             wxid,

@@ -295,7 +295,12 @@ impl Messages {
             return Ok(contact.clone());
         }
         let name = nick_name.unwrap_or_else(|| default_contact_name(wxid));
-        let avatar = identicon_avatar(&self.storage, &Wxid::from_trusted(wxid.to_owned())).await?;
+        let avatar = identicon_avatar(
+            self.repo.as_ref(),
+            &self.storage,
+            &Wxid::from_trusted(wxid.to_owned()),
+        )
+        .await?;
         let now = self.clock.unix_now();
         self.repo
             .upsert_contact(app_id, wxid, &name, &avatar, now)

@@ -50,11 +50,12 @@ pub use profile::{
 };
 pub use store::{
     AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, CallbackStore,
-    ConsoleSessionRecord, ConsoleStore, DeviceRecord, DeviceStore, DeviceSummary, HistoryEntry,
-    InstanceTokenStore, Lease, LoginDevice, LoginDeviceStore, LoginSessionRecord,
-    LoginSessionStore, LoginStage, LoginState, OutboxEvent, OutboxState, OutboxStore, Principal,
-    PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore, RecentChanges, Repository,
-    Scanner, SecretStore, StoreError, TokenAdminStore, TokenId, TokenRecord, TokenStore,
+    ChangeReservation, ChangeSlot, ConsoleSessionRecord, ConsoleStore, DeviceRecord, DeviceStore,
+    DeviceSummary, HistoryEntry, InstanceTokenStore, Lease, LoginDevice, LoginDeviceStore,
+    LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, OutboxEvent, OutboxState,
+    OutboxStore, Principal, PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore,
+    RecentChanges, Repository, Scanner, SecretStore, StoreError, TokenAdminStore, TokenId,
+    TokenRecord, TokenStore,
 };
 
 use crate::storage::StorageError;

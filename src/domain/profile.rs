@@ -330,7 +330,7 @@ impl Profiles {
 }
 
 /// HMAC-SHA256 (RFC 2104) of `message` under a 32-byte key.
-fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
+pub(super) fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
     hmac_sha256_any(key, message)
 }
 

@@ -66,6 +66,22 @@ pub struct AvatarSource<'a> {
     /// `None` when no picture was decoded (an earlier avatar used again): nothing
     /// new to remember for `avatar_for_source`.
     pub hash: Option<&'a str>,
+    /// The change-limit slot this change was reserved under, if any: deleted by
+    /// the same transaction that commits the change.
+    pub slot: Option<ChangeSlot>,
+}
+
+/// An avatar change reserved under the per-account change limit (a row id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChangeSlot(pub i64);
+
+/// What [`AccountStore::reserve_avatar_change`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeReservation {
+    Reserved(ChangeSlot),
+    /// No slot left: the changes committed in the window and the slots still
+    /// held add up to the limit. `oldest` is the earliest of both.
+    Full(RecentChanges),
 }
 
 /// Recent avatar changes of one account, for the per-account change limit.
@@ -164,7 +180,8 @@ pub trait AccountStore {
 
     /// Points the account at `avatar`, appends a history row and remembers that
     /// `source_hash` (SHA-256 of the picture's bytes, hex) renders to it, in one
-    /// transaction. Returns `None` when the account is not `owner`'s.
+    /// transaction, which also deletes the source's change-limit slot (changed
+    /// or not). Returns `None` when the account is not `owner`'s.
     async fn set_avatar(
         &self,
         owner: TokenId,
@@ -182,6 +199,25 @@ pub trait AccountStore {
 
     /// Every avatar the account has had, oldest first (callers check ownership).
     async fn avatar_history(&self, app_id: &AppId) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// Takes a slot for one avatar change of `app_id` if, counting the changes
+    /// committed after `since` (as [`Self::avatar_changes_since`] does) and the
+    /// unexpired slots held, fewer than `max` are taken. Counted and taken under
+    /// the account row's lock, so callers racing on any instance sharing the
+    /// database never take more than `max`. Expired slots (`expires_at <= now`,
+    /// left by a process that died) are dropped. `None` when there is no such
+    /// account.
+    async fn reserve_avatar_change(
+        &self,
+        app_id: &AppId,
+        since: i64,
+        max: u64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<ChangeReservation>, StoreError>;
+
+    /// Gives a slot back (the update failed); a slot already gone is no error.
+    async fn release_avatar_change(&self, slot: ChangeSlot) -> Result<(), StoreError>;
 
     /// Avatar changes of `app_id` committed after `since` (Unix seconds): history
     /// rows with a source URL, so the account's first avatar does not count.

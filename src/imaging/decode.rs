@@ -3,7 +3,8 @@
 //! Order of checks: empty → magic-byte sniff (only the four accepted decoders can
 //! ever run) → header dimensions (with `image::Limits` set on the reader, so the
 //! decoder refuses oversized headers itself) → our side/pixel caps → a memory
-//! reservation for the output buffer → the actual pixel decode.
+//! reservation for the output buffer → for a JPEG without its end-of-image
+//! marker, whether every scanline comes from its data → the actual pixel decode.
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -34,15 +35,21 @@ pub(crate) fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<Decoded, Imag
             });
         }
     };
-    if format == AcceptedFormat::Jpeg && !jpeg_is_complete(bytes) {
+    let jpeg_end = match format {
+        AcceptedFormat::Jpeg => jpeg_end(bytes),
+        _ => JpegEnd::Marker,
+    };
+    if jpeg_end == JpegEnd::Broken {
         return Err(ImageError::Corrupt {
             format: format.name(),
-            detail: "JPEG data ends before the end-of-image marker".to_owned(),
+            detail: "JPEG has no image data".to_owned(),
         });
     }
     // Defence in depth: a panic inside a third-party decoder on a hostile file
     // becomes a "corrupt" error instead of tearing down the worker thread.
-    match catch_unwind(AssertUnwindSafe(|| decode_as(bytes, format, limits))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        decode_as(bytes, format, jpeg_end, limits)
+    })) {
         Ok(result) => result,
         Err(_) => Err(ImageError::Corrupt {
             format: format.name(),
@@ -65,6 +72,7 @@ fn reader_limits(limits: &ImageLimits, with_dimensions: bool) -> Limits {
 fn decode_as(
     bytes: &[u8],
     format: AcceptedFormat,
+    jpeg_end: JpegEnd,
     limits: &ImageLimits,
 ) -> Result<Decoded, ImageError> {
     let full_limits = reader_limits(limits, true);
@@ -88,10 +96,17 @@ fn decode_as(
     // Same accounting as `ImageReader::decode`: the output buffer is charged to
     // `max_alloc` first, the decoder gets what is left for its scratch buffers.
     // Some decoders ignore `max_alloc` for their own scratch buffers; charge
-    // a conservative estimate for those up front.
+    // a conservative estimate for those up front. So is the RGB8 copy that
+    // grey, alpha, 16-bit and float pictures are converted into while the
+    // decoded buffer still lives.
     let needed = decoder
         .total_bytes()
-        .saturating_add(untracked_scratch_bytes(bytes, format, width, height));
+        .saturating_add(untracked_scratch_bytes(bytes, format, width, height))
+        .saturating_add(super::variants::conversion_bytes(
+            decoder.color_type(),
+            width,
+            height,
+        ));
     let mut remaining = full_limits;
     if remaining.reserve(needed).is_err() {
         return Err(ImageError::TooMuchMemory {
@@ -99,8 +114,27 @@ fn decode_as(
             max_alloc: limits.max_alloc,
         });
     }
+    // Only now, with the header checked and the memory reserved: a JPEG that
+    // ends without its end-of-image marker is judged by its scanlines.
+    if jpeg_end == JpegEnd::Missing
+        && let Err(detail) = every_scanline_decodes(bytes)
+    {
+        return Err(ImageError::Corrupt {
+            format: format.name(),
+            detail: format!("JPEG data ends before the last scanline ({detail})"),
+        });
+    }
+    // jpeg-decoder reads ahead past the last scan and stops at the end of the
+    // data; give it the marker the camera left out (the scanlines are whole).
+    let with_end;
+    let jpeg_bytes = if jpeg_end == JpegEnd::Missing {
+        with_end = [bytes, &[0xFF, 0xD9]].concat();
+        &with_end[..]
+    } else {
+        bytes
+    };
     if format == AcceptedFormat::Jpeg
-        && let Some(image) = decode_jpeg_reduced(bytes, width, height, limits)
+        && let Some(image) = decode_jpeg_reduced(jpeg_bytes, width, height, limits)
     {
         return Ok(Decoded { image, orientation });
     }
@@ -254,29 +288,45 @@ fn map_error(e: image::ImageError, format: AcceptedFormat, limits: &ImageLimits)
     }
 }
 
-/// zune-jpeg (in the lenient mode the `image` crate uses) pads a truncated scan
-/// with grey instead of failing, so a half-uploaded JPEG would "succeed".
-/// Walk the marker segments and the entropy-coded data and require an EOI
-/// marker (FFD9) after the first scan. Trailing bytes after EOI are allowed
-/// (some cameras append data).
-pub(crate) fn jpeg_is_complete(b: &[u8]) -> bool {
+/// How the marker segments of a JPEG end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JpegEnd {
+    /// An end-of-image marker (FFD9) after the first scan. Trailing bytes after
+    /// it are allowed (some cameras append data).
+    Marker,
+    /// A scan, then the data runs out without an end-of-image marker: a camera
+    /// that omits the marker, or a file cut short. The scanlines decide.
+    Missing,
+    /// No scan at all, or garbage between header segments.
+    Broken,
+}
+
+/// Walks the marker segments and the entropy-coded data (every byte, with a
+/// SIMD search) to find where the JPEG ends.
+pub(crate) fn jpeg_end(b: &[u8]) -> JpegEnd {
     // SOI
     if b.len() < 4 || b[0] != 0xFF || b[1] != 0xD8 {
-        return false;
+        return JpegEnd::Broken;
     }
+    let ran_out = |seen_scan: bool| {
+        if seen_scan {
+            JpegEnd::Missing
+        } else {
+            JpegEnd::Broken
+        }
+    };
     let mut i = 2;
     let mut seen_scan = false;
     while i + 1 < b.len() {
         if b[i] != 0xFF {
             if !seen_scan {
                 // Garbage between header segments.
-                return false;
+                return JpegEnd::Broken;
             }
-            // Entropy-coded data: jump to the next 0xFF (SIMD search; this
-            // walk covers every byte of the file).
+            // Entropy-coded data: jump to the next 0xFF.
             match memchr::memchr(0xFF, &b[i..]) {
                 Some(offset) => i += offset,
-                None => return false,
+                None => return ran_out(seen_scan),
             }
             continue;
         }
@@ -286,25 +336,50 @@ pub(crate) fn jpeg_is_complete(b: &[u8]) -> bool {
             0xFF => i += 1,
             // Stuffed zero or restart markers inside entropy-coded data.
             0x00 | 0xD0..=0xD7 => i += 2,
-            0xD9 => return seen_scan,
+            0xD9 if seen_scan => return JpegEnd::Marker,
+            0xD9 => return JpegEnd::Broken,
             // Standalone markers without a length.
             0x01 | 0xD8 => i += 2,
             _ => {
                 if i + 3 >= b.len() {
-                    return false;
+                    return ran_out(seen_scan);
                 }
                 let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
                 if len < 2 {
-                    return false;
+                    return JpegEnd::Broken;
                 }
-                i += 2 + len;
                 if marker == 0xDA {
+                    if i + 2 + len > b.len() {
+                        // Cut inside the scan header: no scan data at all.
+                        return ran_out(false);
+                    }
                     seen_scan = true;
                 }
+                i += 2 + len;
             }
         }
     }
-    false
+    ran_out(seen_scan)
+}
+
+/// Whether every scanline of a JPEG comes from its data. zune-jpeg, in the
+/// lenient mode the `image` crate uses, pads a scan cut short with grey and
+/// succeeds, so a half-uploaded JPEG would "decode"; in strict mode it stops
+/// with an error at the first MCU row the data does not reach, and accepts
+/// a complete scan whose end-of-image marker is missing. Used only for JPEGs
+/// without the marker (complete ones are not decoded twice). Progressive
+/// JPEGs without the marker are refused by it: their last scan cannot be told
+/// from a cut one.
+fn every_scanline_decodes(bytes: &[u8]) -> Result<(), String> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::options::DecoderOptions;
+
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode().map(drop).map_err(|e| format!("{e:?}"))
 }
 
 /// Number of components if the first frame header is progressive

@@ -620,6 +620,80 @@ fn untracked_decoder_scratch_is_charged() {
     );
 }
 
+/// Converting a 16-bit, grey or alpha picture to RGB8 takes a second buffer
+/// while the decoded one still lives; the reservation counts it. A 16-bit RGBA
+/// picture whose decoded buffer alone fits the budget, but not with its RGB8
+/// copy, is refused before decoding; RGB8 and RGBA8 pictures of the same
+/// decoded size (converted in place) are not.
+#[test]
+fn conversion_buffer_is_charged_to_the_decode_budget() {
+    use image::Luma;
+    let (w, h) = (300u32, 400u32);
+    let pixels = u64::from(w * h);
+    let rgba16: ImageBuffer<Rgba<u16>, Vec<u16>> = ImageBuffer::from_fn(w, h, |x, y| {
+        Rgba([
+            (x * 200) as u16,
+            (y * 150) as u16,
+            40_000,
+            if x < w / 2 { 65535 } else { 0 },
+        ])
+    });
+    let png16 = encode(&DynamicImage::ImageRgba16(rgba16.clone()), ImageFormat::Png);
+    // Decoded: 8 bytes a pixel. With the RGB8 copy: 11 and a stripe.
+    let budget = pixels * 8 + pixels; // room for the decode, not for the copy
+    let limits = ImageLimits {
+        max_alloc: budget,
+        ..ImageLimits::default()
+    };
+    let err = render_avatar(&png16, &limits).unwrap_err();
+    match err {
+        ImageError::TooMuchMemory {
+            needed: Some(needed),
+            max_alloc,
+        } => {
+            assert_eq!(max_alloc, budget);
+            assert!(needed >= pixels * 11, "{needed}");
+        }
+        other => panic!("expected the budget error, got {other:?}"),
+    }
+    assert_eq!(
+        render_avatar(&png16, &limits).unwrap_err().code(),
+        "image-too-large"
+    );
+    let roomy = ImageLimits {
+        max_alloc: pixels * 14,
+        ..ImageLimits::default()
+    };
+    let rendered = render_avatar(&png16, &roomy).expect("fits with its copy");
+
+    // The stripes give the same picture as converting the whole at once.
+    let whole = {
+        let rgba8 = DynamicImage::ImageRgba16(rgba16).into_rgba8();
+        let (w, h) = rgba8.dimensions();
+        RgbImage::from_fn(w, h, |x, y| {
+            let [r, g, b, a] = rgba8.get_pixel(x, y).0;
+            let a = u32::from(a);
+            let blend = |v: u8| ((u32::from(v) * a + 255 * (255 - a) + 127) / 255) as u8;
+            Rgb([blend(r), blend(g), blend(b)])
+        })
+    };
+    assert_eq!(
+        rendered.content_id(),
+        render_rgb(whole).unwrap().content_id()
+    );
+    let grey16: ImageBuffer<Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_fn(w, 130, |x, y| Luma([((x * 97 + y * 31) * 50) as u16]));
+    let striped = variants::flatten_to_rgb8(DynamicImage::ImageLuma16(grey16.clone()));
+    assert_eq!(striped, DynamicImage::ImageLuma16(grey16).into_rgb8());
+
+    // 8-bit RGB(A) of the same decoded size is converted in place: it fits.
+    let rgba8 = encode(
+        &DynamicImage::ImageRgba8(RgbaImage::from_pixel(w * 2, h, Rgba([9, 99, 199, 128]))),
+        ImageFormat::Png,
+    );
+    assert!(render_avatar(&rgba8, &limits).is_ok());
+}
+
 #[test]
 fn jpeg_header_claiming_huge_dimensions_is_refused() {
     let mut jpeg = encode(
@@ -721,18 +795,67 @@ fn every_prefix_and_bit_flip_is_handled() {
 }
 
 #[test]
-fn jpeg_completeness_check() {
+fn jpeg_end_is_found_by_walking_the_segments() {
+    use decode::JpegEnd;
     let jpeg = encode(&DynamicImage::ImageRgb8(noise(32, 32)), ImageFormat::Jpeg);
-    assert!(decode::jpeg_is_complete(&jpeg));
+    assert_eq!(decode::jpeg_end(&jpeg), JpegEnd::Marker);
     let mut trailing = jpeg.clone();
     trailing.extend_from_slice(b"trailing junk");
-    assert!(decode::jpeg_is_complete(&trailing));
+    assert_eq!(decode::jpeg_end(&trailing), JpegEnd::Marker);
     render(&trailing);
-    assert!(!decode::jpeg_is_complete(&jpeg[..jpeg.len() - 2]));
+    assert_eq!(decode::jpeg_end(&jpeg[..jpeg.len() - 2]), JpegEnd::Missing);
     // An EOI inside an APP segment (e.g. an Exif thumbnail) does not count.
     let mut app = vec![0xFF, 0xD8, 0xFF, 0xE1, 0, 4, 0xFF, 0xD9];
     app.extend_from_slice(&jpeg[2..jpeg.len() / 2]);
-    assert!(!decode::jpeg_is_complete(&app));
+    assert_eq!(decode::jpeg_end(&app), JpegEnd::Missing);
+    // Headers only: no scan.
+    let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    assert_eq!(decode::jpeg_end(&jpeg[..sos]), JpegEnd::Broken);
+    assert_eq!(decode::jpeg_end(&jpeg[..sos + 5]), JpegEnd::Broken);
+}
+
+/// A JPEG is judged by its scanlines, not by its end-of-image marker: camera
+/// files that omit the marker are whole pictures and are accepted (with the
+/// same pixels as with the marker), in both decode paths (the full decoder
+/// and shrink-on-load for large pictures); a JPEG cut short anywhere in its
+/// data is refused, with or without Exif in front.
+#[test]
+fn jpeg_without_end_marker_is_accepted_and_cut_jpeg_is_refused() {
+    let small = encode(&DynamicImage::ImageRgb8(noise(200, 150)), ImageFormat::Jpeg);
+    let large = encode(
+        &DynamicImage::ImageRgb8(RgbImage::from_fn(1600, 1400, |x, y| {
+            Rgb([(x / 7) as u8, (y / 6) as u8, ((x + y) / 12) as u8])
+        })),
+        ImageFormat::Jpeg,
+    );
+    for whole in [small, large] {
+        assert_eq!(&whole[whole.len() - 2..], [0xFF, 0xD9]);
+        let no_eoi = &whole[..whole.len() - 2];
+        let with = render(&whole);
+        let without = render(no_eoi);
+        assert_eq!(
+            with.content_id(),
+            without.content_id(),
+            "the same pixels without the end-of-image marker"
+        );
+        // With a camera's Exif block in front, and trailing fill bytes.
+        let mut camera = vec![0xFF, 0xD8, 0xFF, 0xE1, 0, 8];
+        camera.extend_from_slice(b"Exif\0\0");
+        camera.extend_from_slice(&no_eoi[2..]);
+        render(&camera);
+
+        // Cut in the entropy-coded data: refused, whatever the cut.
+        let sos = whole.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let data = whole.len() - sos;
+        for fraction in [0.1, 0.5, 0.8] {
+            let cut = sos + 20 + (data as f64 * fraction) as usize;
+            let err = render_err(&whole[..cut]);
+            assert_eq!(err.code(), "image-corrupt", "cut at {cut}: {err:?}");
+            assert_eq!(err.message(), "图片数据损坏或不完整");
+            let err = render_err(&camera[..cut]);
+            assert_eq!(err.code(), "image-corrupt", "cut at {cut}: {err:?}");
+        }
+    }
 }
 
 #[test]

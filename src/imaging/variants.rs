@@ -91,15 +91,63 @@ fn resize_rgb(
         .ok_or_else(|| ImageError::Internal("resize produced a short buffer".to_owned()))
 }
 
+/// Rows converted at a time when a picture is not 8-bit RGB or RGBA already.
+const STRIPE_ROWS: u32 = 64;
+
 /// Convert any decoded picture to 8-bit RGB; alpha is composited onto white
-/// (a fully transparent pixel becomes pure white). RGBA is flattened in place,
-/// so no second full-size buffer is allocated for it.
+/// (a fully transparent pixel becomes pure white). RGB8 is kept as it is and
+/// RGBA8 is flattened in place, so neither allocates a second full-size buffer.
+/// Every other layout (grey, grey + alpha, 16-bit, float) is converted a stripe
+/// of rows at a time straight into the RGB8 result: the one extra full-size
+/// buffer is `w·h·3` bytes ([`conversion_bytes`], which the decoder's memory
+/// reservation counts), never a full-size RGBA8 or 16-bit copy.
 pub(crate) fn flatten_to_rgb8(image: DynamicImage) -> RgbImage {
-    if !image.color().has_alpha() {
-        // No-op for Rgb8; converts L8/L16/Rgb16/Rgb32F.
-        return image.into_rgb8();
+    let image = match image {
+        DynamicImage::ImageRgb8(rgb) => return rgb,
+        DynamicImage::ImageRgba8(rgba) => return flatten_rgba8_in_place(rgba),
+        other => other,
+    };
+    let (w, h) = (image.width(), image.height());
+    let alpha = image.color().has_alpha();
+    let mut out = Vec::with_capacity(conversion_len(w, h));
+    let mut top = 0;
+    while top < h {
+        let rows = STRIPE_ROWS.min(h - top);
+        let stripe = image.crop_imm(0, top, w, rows);
+        if alpha {
+            let stripe = flatten_rgba8_in_place(stripe.into_rgba8());
+            out.extend_from_slice(stripe.as_raw());
+        } else {
+            out.extend_from_slice(stripe.into_rgb8().as_raw());
+        }
+        top += rows;
     }
-    let rgba = image.into_rgba8();
+    drop(image);
+    // The length is exactly w·h·3, so this cannot fail; fall back to an
+    // empty picture (reported as corrupt by the caller) rather than panic.
+    RgbImage::from_raw(w, h, out).unwrap_or_else(|| RgbImage::new(0, 0))
+}
+
+/// Bytes [`flatten_to_rgb8`] allocates beside the decoded picture of this
+/// colour type and size: none for RGB8 and RGBA8, `w·h·3` (the RGB8 result)
+/// plus one stripe otherwise.
+pub(crate) fn conversion_bytes(color: image::ColorType, width: u32, height: u32) -> u64 {
+    use image::ColorType;
+    if matches!(color, ColorType::Rgb8 | ColorType::Rgba8) {
+        return 0;
+    }
+    let stripe = u64::from(width) * u64::from(STRIPE_ROWS.min(height));
+    // The stripe's copy in its own layout (at most 16 bytes a pixel) and as RGBA8.
+    let stripe_bytes = stripe * (u64::from(color.bytes_per_pixel()) + 4);
+    (u64::from(width) * u64::from(height) * 3).saturating_add(stripe_bytes)
+}
+
+fn conversion_len(width: u32, height: u32) -> usize {
+    usize::try_from(u64::from(width) * u64::from(height) * 3).unwrap_or(0)
+}
+
+/// Composites RGBA8 onto white in its own buffer and drops the alpha bytes.
+fn flatten_rgba8_in_place(rgba: image::RgbaImage) -> RgbImage {
     let (w, h) = rgba.dimensions();
     let mut buf = rgba.into_raw();
     let pixels = buf.len() / 4;
@@ -115,8 +163,6 @@ pub(crate) fn flatten_to_rgb8(image: DynamicImage) -> RgbImage {
         buf[3 * i + 2] = blend(b);
     }
     buf.truncate(pixels * 3);
-    // The length is exactly w·h·3, so this cannot fail; fall back to an
-    // empty picture (reported as corrupt by the caller) rather than panic.
     RgbImage::from_raw(w, h, buf).unwrap_or_else(|| RgbImage::new(0, 0))
 }
 

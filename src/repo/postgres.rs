@@ -44,6 +44,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         include_str!("../../migrations/postgres/0007_console.sql"),
     ),
     (
+        8,
+        "avatar_change_slots",
+        include_str!("../../migrations/postgres/0008_avatar_change_slots.sql"),
+    ),
+    (
         9,
         "token_admin",
         include_str!("../../migrations/postgres/0009_token_admin.sql"),

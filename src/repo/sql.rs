@@ -153,6 +153,12 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                if let Some(slot) = source.slot {
+                    sqlx::query("DELETE FROM avatar_change_slots WHERE id = $1")
+                        .bind(slot.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let change = match current {
                     None => return Ok(None),
                     Some(current) if current == new_id => AvatarChange::Unchanged,
@@ -208,6 +214,81 @@ macro_rules! impl_store {
                     .iter()
                     .map(super::history_from_row)
                     .collect::<Result<_, _>>()?)
+            }
+
+            async fn reserve_avatar_change(
+                &self,
+                app_id: &$crate::domain::AppId,
+                since: i64,
+                max: u64,
+                now: i64,
+                expires_at: i64,
+            ) -> Result<Option<$crate::domain::ChangeReservation>, $crate::domain::StoreError>
+            {
+                use $crate::domain::{ChangeReservation, ChangeSlot, RecentChanges};
+                let mut tx = self.pool.begin().await?;
+                // The account row's lock, taken by a write in both engines: on
+                // PostgreSQL a row lock every reserver (and set_avatar's FOR
+                // UPDATE) queues on; on SQLite the database's write lock, taken
+                // before anything is read, so the count below cannot go stale.
+                let locked = sqlx::query(
+                    "UPDATE accounts SET updated_at = updated_at WHERE app_id = $1",
+                )
+                .bind(app_id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if locked == 0 {
+                    return Ok(None);
+                }
+                sqlx::query("DELETE FROM avatar_change_slots WHERE app_id = $1 AND expires_at <= $2")
+                    .bind(app_id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let (committed, oldest_change): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(changed_at) FROM avatar_history \
+                     WHERE app_id = $1 AND changed_at > $2 AND source_url IS NOT NULL",
+                )
+                .bind(app_id.as_str())
+                .bind(since)
+                .fetch_one(&mut *tx)
+                .await?;
+                let (held, oldest_slot): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(reserved_at) FROM avatar_change_slots WHERE app_id = $1",
+                )
+                .bind(app_id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                let taken = u64::try_from(committed.saturating_add(held)).unwrap_or(0);
+                if taken >= max {
+                    return Ok(Some(ChangeReservation::Full(RecentChanges {
+                        count: taken,
+                        oldest: oldest_change.into_iter().chain(oldest_slot).min(),
+                    })));
+                }
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO avatar_change_slots (app_id, reserved_at, expires_at) \
+                     VALUES ($1, $2, $3) RETURNING id",
+                )
+                .bind(app_id.as_str())
+                .bind(now)
+                .bind(expires_at)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(ChangeReservation::Reserved(ChangeSlot(id))))
+            }
+
+            async fn release_avatar_change(
+                &self,
+                slot: $crate::domain::ChangeSlot,
+            ) -> Result<(), $crate::domain::StoreError> {
+                sqlx::query("DELETE FROM avatar_change_slots WHERE id = $1")
+                    .bind(slot.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn avatar_changes_since(

@@ -511,7 +511,8 @@ macro_rules! impl_control_store {
                 owner: $crate::domain::TokenId,
             ) -> Result<u64, $crate::domain::StoreError> {
                 // Children first: their rows name the accounts being deleted.
-                const BY_ACCOUNT: [&str; 6] = [
+                const BY_ACCOUNT: [&str; 7] = [
+                    "DELETE FROM avatar_change_slots WHERE app_id IN (SELECT app_id FROM accounts WHERE token_id = $1)",
                     "DELETE FROM contacts WHERE app_id IN (SELECT app_id FROM accounts WHERE token_id = $1)",
                     "DELETE FROM messages WHERE app_id IN (SELECT app_id FROM accounts WHERE token_id = $1)",
                     "DELETE FROM avatar_history WHERE app_id IN (SELECT app_id FROM accounts WHERE token_id = $1)",

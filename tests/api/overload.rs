@@ -319,3 +319,71 @@ async fn one_update_per_account_runs_at_a_time_and_the_limit_holds() {
     }
     assert_eq!(app.history_len(&app_id).await, 6);
 }
+
+/// The limit is strict across instances too: four servers sharing one database
+/// each get five concurrent updates of one account (20 different pictures, each
+/// download taking a second, so updates on different servers overlap) against a
+/// limit of 5 changes: exactly 5 succeed, the other 15 are refused as
+/// rate-limited, and a failed update gives its slot back.
+#[tokio::test]
+async fn twenty_concurrent_updates_on_four_instances_make_exactly_five_changes() {
+    let tweak: fn(&mut gewe_server::config::Settings) =
+        |s| s.avatar_change_limit = Some("5/3600".parse().unwrap());
+    let first = spawn_app_with(Setup {
+        tweak,
+        ..Setup::default()
+    })
+    .await;
+    let mut instances = vec![first];
+    for _ in 0..3 {
+        let data_dir = Some(instances[0].data_dir.clone());
+        instances.push(
+            spawn_app_with(Setup {
+                data_dir,
+                tweak,
+                ..Setup::default()
+            })
+            .await,
+        );
+    }
+    let host = ImageHost::start().await;
+    let token = instances[0].new_token().await;
+    let app_id = instances[0].new_account(&token).await;
+
+    // A failed update (the picture is missing) holds no slot afterwards.
+    let missing = format!("{}/files/missing.jpg", host.base);
+    let failed = instances[1]
+        .update_head_img(&token, &app_id, &missing)
+        .await;
+    assert_eq!(failed["ret"], 500, "{failed}");
+    assert_ne!(failed["data"]["code"], "rate-limited", "{failed}");
+
+    let urls: Vec<String> = (0..20u8)
+        .map(|i| {
+            host.serve(
+                &format!("{i}.jpg"),
+                "image/jpeg",
+                jpeg(64, 64, [i * 12, 255 - i * 12, 0]),
+            );
+            format!("{}/delayed/{i}.jpg", host.base)
+        })
+        .collect();
+    let answers = join_all(urls.iter().enumerate().map(|(i, url)| {
+        let app = &instances[i % instances.len()];
+        app.update_head_img(&token, &app_id, url)
+    }))
+    .await;
+    let succeeded = answers.iter().filter(|a| a["ret"] == 200).count();
+    assert_eq!(succeeded, 5, "{answers:?}");
+    for refused in answers.iter().filter(|a| a["ret"] != 200) {
+        assert_rate_limited_5(refused);
+    }
+    assert_eq!(instances[0].history_len(&app_id).await, 6);
+}
+
+fn assert_rate_limited_5(answer: &Value) {
+    assert_eq!(answer["ret"], 500, "{answer}");
+    assert_eq!(answer["data"]["code"], "rate-limited", "{answer}");
+    let detail = answer["data"]["msg"].as_str().unwrap();
+    assert!(detail.contains("每3600秒最多修改5次"), "{detail}");
+}

@@ -95,3 +95,45 @@ async fn accounts_and_tokens_survive_a_restart() {
     assert_eq!(response.status(), 200);
     drop(temp);
 }
+
+/// The default avatar does not reveal whether a wxid exists: its seed is the
+/// server secret's HMAC of the wxid, so servers with different secrets draw
+/// different identicons for one wxid, and the avatar drawn from the wxid alone
+/// (what anyone could compute) is not served.
+#[tokio::test]
+async fn the_default_avatar_is_not_computable_from_the_wxid() {
+    use gewe_server::domain::AccountDraft;
+    use gewe_server::imaging;
+
+    let wxid = "wxid_probe_me_123";
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        // A data dir of its own each: its own database, so its own secret.
+        let app = spawn_app().await;
+        let token = app.new_token().await;
+        let owner = app.state.tokens.authenticate(Some(&token)).await.unwrap();
+        let account = app
+            .state
+            .accounts
+            .create(
+                owner,
+                AccountDraft {
+                    wxid: Some(wxid.to_owned()),
+                    ..AccountDraft::default()
+                },
+            )
+            .await
+            .unwrap();
+        let served = app
+            .client
+            .get(app.url(&format!("/mmhead/{}/46", account.avatar_id)));
+        assert_eq!(served.send().await.unwrap().status(), 200);
+
+        let guessed = imaging::default_avatar(wxid).content_id();
+        assert_ne!(account.avatar_id, guessed, "seeded from the wxid alone");
+        let probe = app.client.get(app.url(&format!("/mmhead/{guessed}/46")));
+        assert_eq!(probe.send().await.unwrap().status(), 404);
+        ids.push(account.avatar_id);
+    }
+    assert_ne!(ids[0], ids[1], "two secrets, one wxid: two identicons");
+}

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use gewe_server::config::Settings;
 use gewe_server::domain::{
     AccountRecord, AppId, AvatarChange, AvatarId, AvatarRecord, AvatarSource, HistoryEntry,
-    StoreError, TokenId, Wxid,
+    RecentChanges, StoreError, TokenId, Wxid,
 };
 use gewe_server::startup::open_repo;
 use tokio::sync::Barrier;
@@ -51,6 +51,7 @@ fn source(url: &'static str) -> AvatarSource<'static> {
     AvatarSource {
         url,
         hash: Some(url.rsplit('/').next().unwrap()),
+        slot: None,
     }
 }
 
@@ -353,4 +354,115 @@ async fn an_instance_opens_at_most_its_connection_limit() {
     .await
     .unwrap();
     assert!((1..=3).contains(&open), "{open} connections");
+}
+
+/// Change-limit slots: twenty reservations racing from four instances against a
+/// limit of 5 take exactly 5; a released slot and an expired one are free
+/// again; committing a change deletes its slot, and the change then counts
+/// instead (once, not twice).
+#[tokio::test]
+async fn repository_reserves_change_slots_strictly_across_instances() {
+    use gewe_server::domain::{ChangeReservation, ChangeSlot};
+
+    const LIMIT: u64 = 5;
+    let data = TestData::new().await;
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(data.repo().await);
+    }
+    let owner = instances[0]
+        .insert_token("hash-slots", None, NOW)
+        .await
+        .unwrap();
+    let record = account("wxid_repo_slots", &avatar(0));
+    instances[0]
+        .insert_account(owner, &record, &avatar(0), NOW)
+        .await
+        .unwrap();
+    let since = NOW - 3600;
+    let expires = NOW + 60;
+
+    let barrier = Arc::new(Barrier::new(20));
+    let racers = (0..20).map(|i| {
+        let repo = instances[i % 4].clone();
+        let barrier = barrier.clone();
+        let app_id = record.app_id.clone();
+        tokio::spawn(async move {
+            barrier.wait().await;
+            repo.reserve_avatar_change(&app_id, since, LIMIT, NOW, expires)
+                .await
+                .unwrap()
+                .unwrap()
+        })
+    });
+    let slots: Vec<ChangeSlot> = join_all(racers)
+        .await
+        .into_iter()
+        .filter_map(|r| match r.unwrap() {
+            ChangeReservation::Reserved(slot) => Some(slot),
+            ChangeReservation::Full(recent) => {
+                assert_eq!(recent.count, LIMIT);
+                assert_eq!(recent.oldest, Some(NOW));
+                None
+            }
+        })
+        .collect();
+    assert_eq!(slots.len(), LIMIT as usize, "{slots:?}");
+
+    let reserve = |repo: &Arc<dyn gewe_server::domain::Repository>, now: i64| {
+        let (repo, app_id) = (repo.clone(), record.app_id.clone());
+        async move {
+            repo.reserve_avatar_change(&app_id, since, LIMIT, now, now + 60)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    // Released: one is free again, and only one.
+    instances[1].release_avatar_change(slots[0]).await.unwrap();
+    let ChangeReservation::Reserved(again) = reserve(&instances[2], NOW).await else {
+        panic!("a released slot is free");
+    };
+    assert!(matches!(
+        reserve(&instances[3], NOW).await,
+        ChangeReservation::Full(_)
+    ));
+
+    // A commit deletes its slot and counts as a change: still full, not over.
+    let committed = AvatarSource {
+        slot: Some(again),
+        ..source("http://x/slot.jpg")
+    };
+    instances[0]
+        .set_avatar(owner, &record.app_id, &avatar(7), &committed, NOW)
+        .await
+        .unwrap();
+    assert!(matches!(
+        reserve(&instances[0], NOW).await,
+        ChangeReservation::Full(RecentChanges { count: 5, .. })
+    ));
+    instances[0].release_avatar_change(slots[1]).await.unwrap();
+    assert!(matches!(
+        reserve(&instances[1], NOW).await,
+        ChangeReservation::Reserved(_)
+    ));
+
+    // Slots left by a process that died stop counting once expired; the
+    // committed change still counts.
+    let later = expires;
+    let mut taken = 0;
+    while let ChangeReservation::Reserved(_) = reserve(&instances[taken % 4], later).await {
+        taken += 1;
+        assert!(taken <= LIMIT as usize);
+    }
+    assert_eq!(taken, LIMIT as usize - 1);
+
+    // No such account.
+    assert_eq!(
+        instances[0]
+            .reserve_avatar_change(&AppId::generate(), since, LIMIT, NOW, expires)
+            .await
+            .unwrap(),
+        None
+    );
 }

@@ -1,0 +1,13 @@
+-- Avatar changes reserved but not committed yet, for the per-account change
+-- limit (GEWE_AVATAR_CHANGE_LIMIT): an update takes a slot before its download,
+-- counted with the committed changes under the account row's lock, so racing
+-- updates on any instance sharing the database cannot pass the limit. The
+-- change's commit deletes its slot in the same transaction; a failed update
+-- releases it; one left by a killed process no longer counts after expires_at.
+CREATE TABLE avatar_change_slots (
+    id          INTEGER PRIMARY KEY,
+    app_id      TEXT    NOT NULL REFERENCES accounts(app_id) ON DELETE CASCADE,
+    reserved_at INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX avatar_change_slots_app_id ON avatar_change_slots (app_id);
