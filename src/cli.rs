@@ -12,7 +12,7 @@ use crate::auth::Tokens;
 use crate::backup;
 use crate::config::{DatabaseUrl, Overrides, Settings};
 use crate::domain::{
-    AccountDraft, Accounts, AppId, Clock, Logins, OutboxEvent, OutboxState, Profiles,
+    AccountDraft, Accounts, AppId, BlobGc, Clock, Logins, OutboxEvent, OutboxState, Profiles,
 };
 use crate::imaging::{self, AvatarSize};
 use crate::startup::{Application, open_repo, open_storage};
@@ -81,6 +81,9 @@ enum Command {
     /// Inspect and retry callback deliveries (the outbox).
     #[command(subcommand)]
     Callbacks(CallbacksCommand),
+    /// Delete avatar blobs no row references, once older than GEWE_GC_GRACE_SECS
+    /// (what `serve` does every GEWE_GC_INTERVAL_SECS); safe while servers run.
+    Gc,
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +216,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 copied.avatars,
                 copied.files,
                 settings.data_dir.display()
+            );
+        }
+        Command::Gc => {
+            let grace = settings.gc_grace().map_err(anyhow::Error::msg)?;
+            let gc = BlobGc::new(open_repo(&settings).await?, open_storage(&settings)?, grace);
+            let report = gc.sweep().await?;
+            println!(
+                "deleted {} unreferenced blobs; kept {} referenced and {} younger than {} s ({} listed)",
+                report.deleted,
+                report.referenced,
+                report.young,
+                grace.as_secs(),
+                report.objects
             );
         }
         Command::Serve { .. } => {

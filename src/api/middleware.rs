@@ -6,7 +6,7 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -14,7 +14,8 @@ use futures_util::FutureExt;
 use rand::RngCore;
 use tracing::Instrument;
 
-use super::envelope::{ApiError, InternalFailure};
+use super::envelope::{ApiError, InternalFailure, Ret};
+use crate::telemetry::metrics;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -42,6 +43,12 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         method = %request.method(),
         path = %request.uri().path(),
     );
+    // The route's template, never the path itself: a bounded label set.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
     let started = Instant::now();
     let outcome = AssertUnwindSafe(next.run(request))
         .catch_unwind()
@@ -68,10 +75,13 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    let elapsed = started.elapsed();
+    let ret = response.extensions().get::<Ret>().map(|r| r.0);
+    metrics::request(&route, ret, response.status().as_u16(), elapsed);
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "request finished"
         )
     });

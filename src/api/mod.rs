@@ -5,6 +5,7 @@ mod envelope;
 mod extract;
 mod health;
 mod login;
+mod metrics;
 pub mod middleware;
 mod mmhead;
 pub mod not_implemented;
@@ -15,6 +16,7 @@ mod tools;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::routing::get;
 use url::Url;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -48,6 +50,8 @@ pub struct Services {
     pub token_issuing: Issuing,
     /// How long a client may take to send a request body.
     pub body_timeout: std::time::Duration,
+    /// Whether `GET /metrics` is on the main listener (no `GEWE_METRICS_LISTEN`).
+    pub metrics_on_main_listener: bool,
 }
 
 impl AppState {
@@ -127,9 +131,20 @@ pub fn coverage_markdown() -> String {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (routes, document) = surface().split_for_parts();
+    let (mut routes, document) = surface().split_for_parts();
+    if state.metrics_on_main_listener {
+        routes = routes.route("/metrics", get(metrics::serve_metrics));
+    }
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::finish(document)))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+        .with_state(state)
+}
+
+/// `GET /metrics` alone, for its own listen address (`GEWE_METRICS_LISTEN`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::serve_metrics))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
 }

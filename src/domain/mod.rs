@@ -15,6 +15,7 @@ mod callbacks;
 mod clock;
 mod events;
 mod fetchable_url;
+mod gc;
 mod ids;
 mod login;
 mod profile;
@@ -27,6 +28,7 @@ pub use callbacks::{CallbackError, Callbacks, callback_failure};
 pub use clock::{Clock, ManualClock};
 pub use events::{EventType, NewEvent, TEST_MSG, test_ping};
 pub use fetchable_url::{BadUrlReason, MAX_URL_LEN, check_url};
+pub use gc::{BlobGc, GcReport};
 pub use ids::{AppId, FieldError, HeadImgUrl, Wxid};
 pub use login::{
     LoginCheck, LoginConfig, LoginError, LoginInfo, LoginQr, Logins, MIN_EXPIRED_TIME_DONE,
@@ -38,9 +40,10 @@ pub use profile::{
 pub use store::{
     AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, CallbackStore,
     DeviceRecord, DeviceStore, HistoryEntry, InstanceTokenStore, Lease, LoginDevice,
-    LoginDeviceStore, LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, OutboxEvent,
-    OutboxState, OutboxStore, PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore,
-    RecentChanges, Repository, Scanner, SecretStore, StoreError, TokenId, TokenStore,
+    LoginDeviceStore, LoginSessionRecord, LoginSessionStore, LoginStage, LoginState,
+    MaintenanceStore, OutboxEvent, OutboxState, OutboxStats, OutboxStore, PrivacySetting,
+    ProfileChange, ProfileFieldChange, ProfileStore, RecentChanges, Repository, Scanner,
+    SecretStore, StoreError, TokenId, TokenStore,
 };
 
 use crate::storage::StorageError;

@@ -95,6 +95,7 @@ pub trait Repository:
     + LoginSessionStore
     + CallbackStore
     + OutboxStore
+    + MaintenanceStore
     + Send
     + Sync
     + 'static
@@ -586,4 +587,26 @@ pub trait OutboxStore {
 
     /// Deletes delivered events finished before `before`; answers how many.
     async fn prune_delivered(&self, before: i64) -> Result<u64, StoreError>;
+}
+
+/// The outbox at a glance, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub pending: u64,
+    pub failed: u64,
+    /// `created_at` of the oldest pending event, if any.
+    pub oldest_pending_created_at: Option<i64>,
+    /// Most attempts any pending event has had (0 when none is pending).
+    pub max_pending_attempts: i64,
+}
+
+/// What operating the server needs to see: the outbox's size for the metrics,
+/// and every avatar id the database references for the blob garbage collector.
+#[async_trait]
+pub trait MaintenanceStore {
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
+
+    /// Every avatar id any row names: avatars, accounts, history, source hashes,
+    /// login scans in progress. A blob of any other id is garbage once old enough.
+    async fn avatar_references(&self) -> Result<Vec<String>, StoreError>;
 }

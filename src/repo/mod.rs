@@ -8,6 +8,7 @@
 mod postgres;
 mod sql;
 mod sql_login;
+mod sql_maintenance;
 mod sql_outbox;
 mod sql_personal;
 mod sqlite;

@@ -68,3 +68,4 @@ super::sql_outbox::impl_outbox!(
     sqlx::Postgres,
     skip_locked = " FOR UPDATE SKIP LOCKED"
 );
+super::sql_maintenance::impl_maintenance!(PgRepo, sqlx::Postgres);

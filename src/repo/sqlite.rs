@@ -65,3 +65,4 @@ super::sql::impl_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
 super::sql_login::impl_login_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_personal::impl_personal_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
 super::sql_outbox::impl_outbox!(SqliteRepo, sqlx::Sqlite, skip_locked = "");
+super::sql_maintenance::impl_maintenance!(SqliteRepo, sqlx::Sqlite);

@@ -21,6 +21,7 @@ mod openapi;
 mod outbox_contract;
 mod overload;
 mod personal;
+mod pg_tls;
 mod profile;
 mod requests;
 mod scale;
