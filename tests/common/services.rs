@@ -571,7 +571,7 @@ impl TlsCluster {
             let status = pg_command(&pg_bin, "pg_ctl")
                 .args(["-D".as_ref(), data.as_os_str(), "-w".as_ref()])
                 .args(["-t", "60", "-o", &options, "-l"])
-                .arg(dir.join("server.log"))
+                .arg(pg_dir.join("server.log"))
                 .arg("start")
                 .stdout(Stdio::null())
                 .status()
@@ -588,7 +588,7 @@ impl TlsCluster {
         }
         panic!(
             "PostgreSQL with TLS did not start; see {}",
-            dir.join("server.log").display()
+            pg_dir.join("server.log").display()
         );
     }
 }
