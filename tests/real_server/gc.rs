@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use gewe_server::imaging::{AvatarSize, default_avatar};
+use gewe_server::storage::BlobStore;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -105,11 +106,28 @@ async fn gc_deletes_old_unreferenced_blobs_and_keeps_young_and_referenced_ones()
     );
 
     let old = plant_orphan(&store, "gc-old").await;
+    let reused = plant_orphan(&store, "gc-reused").await;
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let young = plant_orphan(&store, "gc-young").await;
+    // An update rendering the same picture again finds the old blobs stored:
+    // storing them restarts their grace, so the commit it is about to make
+    // will not point at deleted blobs.
+    let again = default_avatar("gc-reused");
+    BlobStore::from_store(store.clone())
+        .put_avatar(
+            again.content_id(),
+            again
+                .variants
+                .iter()
+                .map(|v| (v.size, v.jpeg.clone()))
+                .collect(),
+        )
+        .await
+        .unwrap();
 
     let report = run_gc(dir.path(), SHORT_GRACE).await.unwrap();
     println!("gc: {}", report.trim());
+    assert!(report.contains("younger than"), "{report}");
     assert_eq!(deleted_of(&report), 5, "{report}");
     let after = stored_keys(&store).await;
     assert!(keys_of(&after, &old).is_empty(), "the old orphan is gone");
@@ -117,6 +135,11 @@ async fn gc_deletes_old_unreferenced_blobs_and_keeps_young_and_referenced_ones()
         keys_of(&after, &young).len(),
         5,
         "the young orphan survives"
+    );
+    assert_eq!(
+        keys_of(&after, &reused).len(),
+        5,
+        "blobs an update stored again survive"
     );
     assert!(
         referenced.is_subset(&after),
