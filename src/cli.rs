@@ -13,8 +13,8 @@ use crate::auth::{AuthError, Tokens};
 use crate::backup;
 use crate::config::{DatabaseUrl, Overrides, Settings};
 use crate::domain::{
-    AccountDraft, Accounts, AppId, Clock, Logins, OutboxEvent, OutboxState, Profiles, Repository,
-    TokenId,
+    AccountDraft, Accounts, AppId, BlobGc, Clock, Logins, OutboxEvent, OutboxState, Profiles,
+    Repository, TokenId,
 };
 use crate::imaging::{self, AvatarSize};
 use crate::startup::{Application, Missing, open_repo, open_repo_if, open_storage, shown_data_dir};
@@ -147,6 +147,12 @@ enum Command {
     /// Inspect and retry callback deliveries (the outbox).
     #[command(subcommand)]
     Callbacks(CallbacksCommand),
+    /// Delete avatar blobs no row references, once older than GEWE_GC_GRACE_SECS
+    /// (what `serve` does every GEWE_GC_INTERVAL_SECS); safe while servers run.
+    Gc {
+        #[command(flatten)]
+        data: DataArgs,
+    },
     #[command(flatten)]
     Operator(operator::OperatorCommand),
 }
@@ -317,7 +323,8 @@ impl Command {
             | Command::Account(AccountCommand::Show { data, .. })
             | Command::Login(LoginCommand::Confirm { data, .. })
             | Command::Callbacks(CallbacksCommand::List { data, .. })
-            | Command::Callbacks(CallbacksCommand::Retry { data, .. }) => data,
+            | Command::Callbacks(CallbacksCommand::Retry { data, .. })
+            | Command::Gc { data } => data,
             Command::Operator(command) => command.data(),
             Command::Image(ImageCommand::Render { config, .. }) => return (Some(config), None),
         };
@@ -409,6 +416,23 @@ async fn command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 copied.avatars,
                 copied.files,
                 settings.data_dir.display()
+            );
+        }
+        Command::Gc { .. } => {
+            let grace = settings.gc_grace().map_err(anyhow::Error::msg)?;
+            let gc = BlobGc::new(
+                existing_repo(settings).await?,
+                open_storage(settings)?,
+                grace,
+            );
+            let report = gc.sweep().await?;
+            outln!(
+                "deleted {} unreferenced blobs; kept {} referenced and {} younger than {} s ({} listed)",
+                report.deleted,
+                report.referenced,
+                report.young,
+                grace.as_secs(),
+                report.objects
             );
         }
         Command::Serve { .. } => {

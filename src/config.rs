@@ -122,6 +122,13 @@ pub struct Settings {
     pub operator_key: Option<OperatorKey>,
     /// GeWe calls the journal keeps per token while the operator API is on.
     pub journal_limit: i64,
+    /// Where `GET /metrics` is served on its own; unset: on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// An unreferenced blob is deleted only once it is this old; must exceed
+    /// the processing deadline (`process_timeout_ms`).
+    pub gc_grace_secs: u64,
+    /// Seconds between garbage-collection sweeps in `gewe serve`; 0: none.
+    pub gc_interval_secs: u64,
 }
 
 /// `GEWE_OPERATOR_KEY`: never shown, not even in debug output.
@@ -455,6 +462,9 @@ impl Default for Settings {
             callback_concurrency: 32,
             operator_key: None,
             journal_limit: 10_000,
+            metrics_listen: None,
+            gc_grace_secs: 3600,
+            gc_interval_secs: 3600,
         }
     }
 }
@@ -915,6 +925,21 @@ impl Settings {
             max_bytes: CALLBACK_MAX_RESPONSE_BYTES,
             max_redirects: 0,
         }
+    }
+
+    /// The garbage collector's grace period, refused unless it is longer than
+    /// the processing deadline (an update in flight must never be robbed).
+    pub fn gc_grace(&self) -> Result<Duration, String> {
+        let grace = Duration::from_secs(self.gc_grace_secs);
+        let deadline = Duration::from_millis(self.process_timeout_ms);
+        if grace <= deadline {
+            return Err(format!(
+                "GEWE_GC_GRACE_SECS ({} s) must be longer than GEWE_PROCESS_TIMEOUT_MS ({} ms): \
+                 a blob younger than the processing deadline may belong to an update in flight",
+                self.gc_grace_secs, self.process_timeout_ms
+            ));
+        }
+        Ok(grace)
     }
 
     pub fn avatar_config(&self) -> AvatarUpdaterConfig {

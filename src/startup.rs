@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
@@ -17,7 +18,7 @@ use crate::config::{ConnectionLimits, Settings, Storage, TokenIssuing};
 use crate::console::{self, Console, ConsoleSettings};
 use crate::delivery::{Dispatcher, DispatcherConfig};
 use crate::domain::{
-    Accounts, AvatarUpdater, Callbacks, Clock, Faults, Journal, Logins, Messages, Profiles,
+    Accounts, AvatarUpdater, BlobGc, Callbacks, Clock, Faults, Journal, Logins, Messages, Profiles,
     Repository, StoreError,
 };
 use crate::fetch::Fetcher;
@@ -311,6 +312,7 @@ pub async fn open_services(
         avatar_urls: AvatarUrls::new(public_url),
         token_issuing: token_issuing(settings),
         body_timeout: settings.connection_limits().body_timeout,
+        metrics_on_main_listener: settings.metrics_listen.is_none(),
         repo,
         storage,
     })
@@ -363,7 +365,14 @@ pub struct Application {
     state: AppState,
     console: Console,
     dispatcher: Dispatcher,
+    /// `GEWE_METRICS_LISTEN`: `/metrics` on its own listener.
+    metrics_listener: Option<TcpListener>,
+    /// The periodic blob sweep and its pace; `None`: no sweep.
+    gc: Option<(BlobGc, Duration)>,
 }
+
+/// Connections the metrics listener serves at once: scrapers, not clients.
+const METRICS_MAX_CONNECTIONS: usize = 16;
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
@@ -385,9 +394,24 @@ impl Application {
         let callback_fetcher = outside
             .fetcher
             .reconfigured(settings.callback_fetch_config());
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (GEWE_METRICS_LISTEN)"))?,
+            ),
+            None => None,
+        };
+        let gc_grace = settings.gc_grace().map_err(anyhow::Error::msg)?;
         let clock = outside.clock.clone();
         let services = open_services(settings, &public_url, outside).await?;
         let console = console_for(settings, &public_url, &services, clock.clone());
+        let gc = (settings.gc_interval_secs > 0).then(|| {
+            (
+                BlobGc::new(services.repo.clone(), services.storage.clone(), gc_grace),
+                Duration::from_secs(settings.gc_interval_secs),
+            )
+        });
         let dispatcher = Dispatcher::new(
             services.repo.clone(),
             callback_fetcher,
@@ -404,6 +428,8 @@ impl Application {
             state: AppState::new(services),
             console,
             dispatcher,
+            metrics_listener,
+            gc,
         })
     }
 
@@ -452,7 +478,24 @@ impl Application {
             );
         }
         // The callback dispatcher runs as long as the server does.
+        // The callback dispatcher, the metrics listener and the blob sweep run
+        // as long as the server does.
         let dispatcher = self.dispatcher.start();
+        let metrics = self.metrics_listener.map(|metrics_listener| {
+            if let Ok(addr) = metrics_listener.local_addr() {
+                tracing::info!(%addr, "metrics listening (GEWE_METRICS_LISTEN)");
+            }
+            tokio::spawn(listener::serve(
+                metrics_listener,
+                api::metrics_router(self.state.clone()),
+                self.limits,
+                METRICS_MAX_CONNECTIONS,
+                std::future::pending(),
+            ))
+        });
+        let sweeper = self
+            .gc
+            .map(|(gc, every)| tokio::spawn(sweep_periodically(gc, every)));
         let served = listener::serve(
             self.listener,
             api::router_with(
@@ -466,7 +509,23 @@ impl Application {
         )
         .await;
         dispatcher.stop().await;
+        for task in [metrics, sweeper].into_iter().flatten() {
+            task.abort();
+        }
         served
+    }
+}
+
+/// Sweeps unreferenced blobs every `every`, the first time one interval after
+/// the start. A failed sweep is logged and tried again next time.
+async fn sweep_periodically<T>(gc: BlobGc, every: Duration) -> T {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = gc.sweep().await {
+            tracing::warn!(error = %e, "blob gc sweep failed");
+        }
     }
 }
 

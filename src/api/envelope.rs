@@ -60,7 +60,7 @@ impl<T: Serialize> IntoResponse for Envelope<T> {
     fn into_response(self) -> Response {
         match serde_json::to_vec(&self) {
             Ok(body) => {
-                let mut response = json_response(body);
+                let mut response = json_response(self.ret, body);
                 response.extensions_mut().insert(Answered {
                     ret: self.ret,
                     code: None,
@@ -73,13 +73,18 @@ impl<T: Serialize> IntoResponse for Envelope<T> {
     }
 }
 
-fn json_response(body: Vec<u8>) -> Response {
+fn json_response(ret: i32, body: Vec<u8>) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    response.extensions_mut().insert(Ret(ret));
     response
 }
+
+/// The `ret` of an envelope answer, riding on the response for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ret(pub i32);
 
 /// `data` of an error envelope: a machine code and a human detail.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -300,7 +305,10 @@ impl IntoResponse for ApiError {
             data: self.detail,
         };
         // Serialising strings and a struct of strings cannot fail.
-        let mut response = json_response(serde_json::to_vec(&envelope).unwrap_or_default());
+        let mut response = json_response(
+            envelope.ret,
+            serde_json::to_vec(&envelope).unwrap_or_default(),
+        );
         response.extensions_mut().insert(answered);
         if let Some(cause) = self.cause {
             response.extensions_mut().insert(InternalFailure(cause));

@@ -19,7 +19,8 @@ use futures_util::FutureExt;
 use rand::RngCore;
 use tracing::Instrument;
 
-use super::envelope::{Answered, ApiError, InternalFailure};
+use super::envelope::{Answered, ApiError, InternalFailure, Ret};
+use crate::telemetry::metrics;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -47,12 +48,16 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         method = %request.method(),
         path = %request.uri().path(),
     );
-    // The route as registered (`/gewe/v2/api/personal/getProfile`), else the path.
-    let route = request
+    let matched = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
+        .map(|p| p.as_str().to_owned());
+    // Logs name the route as registered, else the path; metrics only ever the
+    // template, a bounded label set.
+    let route = matched
+        .clone()
         .unwrap_or_else(|| request.uri().path().to_owned());
+    let route_label = matched.unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
     let mut internal = false;
     let outcome = AssertUnwindSafe(next.run(request))
@@ -83,7 +88,10 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let elapsed_ms = elapsed.as_millis() as u64;
+    let ret = response.extensions().get::<Ret>().map(|r| r.0);
+    metrics::request(&route_label, ret, status, elapsed);
     let answered = response.extensions_mut().remove::<Answered>();
     span.in_scope(|| match answered {
         Some(Answered { ret, .. }) if internal => tracing::error!(

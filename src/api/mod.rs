@@ -8,6 +8,7 @@ mod health;
 mod home;
 mod login;
 mod message;
+mod metrics;
 pub mod middleware;
 mod mmhead;
 pub mod not_implemented;
@@ -18,6 +19,7 @@ mod tools;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::routing::get;
 use url::Url;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -57,6 +59,8 @@ pub struct Services {
     pub token_issuing: Issuing,
     /// How long a client may take to send a request body.
     pub body_timeout: std::time::Duration,
+    /// Whether `GET /metrics` is on the main listener (no `GEWE_METRICS_LISTEN`).
+    pub metrics_on_main_listener: bool,
 }
 
 impl AppState {
@@ -146,7 +150,10 @@ pub fn router(state: AppState) -> Router {
 /// API), documented together, with other pages (the console) beside them, all
 /// under the same per-request context.
 pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>, pages: Router) -> Router {
-    let (routes, document) = surface(extra).split_for_parts();
+    let (mut routes, document) = surface(extra).split_for_parts();
+    if state.metrics_on_main_listener {
+        routes = routes.route("/metrics", get(metrics::serve_metrics));
+    }
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::finish(document)))
         .route("/", axum::routing::get(home::page))
@@ -157,4 +164,12 @@ pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>, pages: Route
         .with_state(state)
         .merge(pages)
         .layer(axum::middleware::from_fn(middleware::request_context))
+}
+
+/// `GET /metrics` alone, for its own listen address (`GEWE_METRICS_LISTEN`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::serve_metrics))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+        .with_state(state)
 }

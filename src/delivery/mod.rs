@@ -32,6 +32,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::domain::{Clock, Lease, OutboxEvent, Repository, callback_failure};
 use crate::fetch::Fetcher;
+use crate::telemetry::metrics::{self, Attempt};
 
 /// How the dispatcher paces itself.
 #[derive(Debug, Clone)]
@@ -211,16 +212,21 @@ impl Dispatcher {
         };
         let now = self.clock.unix_now();
         let recorded = match outcome {
-            Ok(_) => self.repo.mark_delivered(event.id, &self.holder, now).await,
+            Ok(_) => {
+                metrics::callback_attempt(Attempt::Delivered);
+                self.repo.mark_delivered(event.id, &self.holder, now).await
+            }
             Err(error) => {
                 let give_up_at = event.age_from.saturating_add(self.config.max_age_secs);
                 if now >= give_up_at {
+                    metrics::callback_attempt(Attempt::Failed);
                     tracing::warn!(id = event.id, app_id = %event.app_id, %error,
                         "callback event failed: past its maximum age");
                     self.repo
                         .mark_failed(event.id, &self.holder, now, &error)
                         .await
                 } else {
+                    metrics::callback_attempt(Attempt::Retry);
                     let delay = backoff_secs(
                         self.config.retry_base_secs,
                         self.config.retry_cap_secs,

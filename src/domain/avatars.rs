@@ -14,6 +14,7 @@ use super::{
 use crate::fetch::{FetchError, Fetcher};
 use crate::imaging::{self, ImageError, ImageLimits, RenderedAvatar};
 use crate::storage::BlobStore;
+use crate::telemetry::metrics::{self, Stage};
 
 /// Why an avatar could not be made from a picture address.
 #[derive(Debug, thiserror::Error)]
@@ -274,10 +275,14 @@ impl AvatarUpdater {
         avatar: &AvatarRecord,
         source: &AvatarSource<'_>,
     ) -> Result<AvatarChange, DomainError> {
-        self.repo
+        let committing = std::time::Instant::now();
+        let change = self
+            .repo
             .set_avatar(owner, app_id, avatar, source, self.clock.unix_now())
             .await?
-            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
+            .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
+        metrics::avatar_stage(Stage::Commit, committing.elapsed());
+        Ok(change)
     }
 
     /// Fetch → decode → variants → blobs → one transaction (which also deletes
@@ -294,11 +299,12 @@ impl AvatarUpdater {
             // The permit lives until the picture is decoded: that is how long the
             // downloaded bytes stay in memory.
             let _download = self.wait_for(&self.downloads).await?;
-            let bytes = self
-                .fetcher
-                .fetch(url.as_url())
-                .await
-                .map_err(AvatarError::from)?;
+            let fetching = std::time::Instant::now();
+            let bytes = self.fetcher.fetch(url.as_url()).await.map_err(|e| {
+                metrics::fetch_refused(e.code());
+                AvatarError::from(e)
+            })?;
+            metrics::avatar_stage(Stage::Fetch, fetching.elapsed());
             let source_hash = hex::encode(Sha256::digest(&bytes));
             // The same picture again (a bot re-sending a URL, or the same file
             // at another address): its avatar exists, nothing to decode.
@@ -309,7 +315,9 @@ impl AvatarUpdater {
             // Blobs are complete before the database points at them, so no URL
             // ever names a missing object; an interrupted commit leaves only
             // unreferenced blobs.
+            let storing = std::time::Instant::now();
             let avatar = persist_avatar(&self.storage, &rendered).await?;
+            metrics::avatar_stage(Stage::Store, storing.elapsed());
             Ok::<_, DomainError>((avatar, source_hash))
         })
         .await
@@ -407,7 +415,11 @@ impl AvatarUpdater {
     /// Decodes and renders on a blocking thread, holding one of the bounded decode
     /// slots for as long as the CPU work runs (even if the caller gives up).
     pub async fn render(&self, bytes: Bytes) -> Result<RenderedAvatar, AvatarError> {
+        let queued = metrics::DecodeQueued::enter();
+        let waiting = std::time::Instant::now();
         let permit = self.wait_for(&self.slots).await?;
+        drop(queued);
+        metrics::decode_slot_waited(waiting.elapsed());
         let limits = self.config.limits;
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {

@@ -72,6 +72,22 @@ impl Callbacks {
         }
     }
 
+    /// Reads the outbox's size and age into the metrics (done at each scrape,
+    /// so every instance sharing the database reports the same outbox).
+    pub async fn record_outbox_metrics(&self) -> Result<(), DomainError> {
+        let stats = self.repo.outbox_stats().await?;
+        let age = stats
+            .oldest_pending_created_at
+            .map_or(0, |created| self.clock.unix_now().saturating_sub(created));
+        crate::telemetry::metrics::outbox(
+            stats.pending,
+            stats.failed,
+            age,
+            stats.max_pending_attempts,
+        );
+        Ok(())
+    }
+
     /// POSTs the test message to `url` and, on a 2xx answer, makes it the
     /// token's callback URL. On failure the old URL stays.
     pub async fn set_callback(

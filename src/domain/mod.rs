@@ -17,6 +17,7 @@ mod control_store;
 mod events;
 mod faults;
 mod fetchable_url;
+mod gc;
 mod ids;
 mod journal;
 mod login;
@@ -36,6 +37,7 @@ pub use control_store::{
 pub use events::{AddMsg, EventType, NewEvent, TEST_MSG, test_ping};
 pub use faults::{FaultAction, FaultPreset, FaultSpec, Faults, RISK_CONTROL_MSG, unit_draw};
 pub use fetchable_url::{BadUrlReason, MAX_URL_LEN, check_url};
+pub use gc::{BlobGc, GcReport};
 pub use ids::{AppId, FieldError, HeadImgUrl, Wxid};
 pub use journal::Journal;
 pub use login::{
@@ -52,10 +54,10 @@ pub use store::{
     AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, CallbackStore,
     ChangeReservation, ChangeSlot, ConsoleSessionRecord, ConsoleStore, DeviceRecord, DeviceStore,
     DeviceSummary, HistoryEntry, InstanceTokenStore, Lease, LoginDevice, LoginDeviceStore,
-    LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, OutboxEvent, OutboxState,
-    OutboxStore, Principal, PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore,
-    RecentChanges, Repository, Scanner, SecretStore, StoreError, TokenAdminStore, TokenId,
-    TokenRecord, TokenStore,
+    LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, MaintenanceStore, OutboxEvent,
+    OutboxState, OutboxStats, OutboxStore, Principal, PrivacySetting, ProfileChange,
+    ProfileFieldChange, ProfileStore, RecentChanges, Repository, Scanner, SecretStore, StoreError,
+    TokenAdminStore, TokenId, TokenRecord, TokenStore,
 };
 
 use crate::storage::StorageError;

@@ -116,6 +116,7 @@ pub trait Repository:
     + ControlStore
     + ConsoleStore
     + TokenAdminStore
+    + MaintenanceStore
     + Send
     + Sync
     + 'static
@@ -735,4 +736,26 @@ pub trait ConsoleStore {
         &self,
         app_id: &AppId,
     ) -> Result<Option<LoginSessionRecord>, StoreError>;
+}
+
+/// The outbox at a glance, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub pending: u64,
+    pub failed: u64,
+    /// `created_at` of the oldest pending event, if any.
+    pub oldest_pending_created_at: Option<i64>,
+    /// Most attempts any pending event has had (0 when none is pending).
+    pub max_pending_attempts: i64,
+}
+
+/// What operating the server needs to see: the outbox's size for the metrics,
+/// and every avatar id the database references for the blob garbage collector.
+#[async_trait]
+pub trait MaintenanceStore {
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
+
+    /// Every avatar id any row names: avatars, accounts, history, source hashes,
+    /// login scans in progress. A blob of any other id is garbage once old enough.
+    async fn avatar_references(&self) -> Result<Vec<String>, StoreError>;
 }

@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::AvatarId;
 pub use crate::domain::AvatarSize;
+use crate::telemetry::metrics::{self, Stage};
 pub use card::{contact_card_content, contact_card_jpeg};
 pub use error::ImageError;
 pub use qr::login_qr_jpeg;
@@ -103,8 +104,13 @@ impl RenderedAvatar {
 
 /// Decode untrusted bytes and render the five variants.
 pub fn render_avatar(bytes: &[u8], limits: &ImageLimits) -> Result<RenderedAvatar, ImageError> {
+    let decoding = std::time::Instant::now();
     let decoded = decode::decode(bytes, limits)?;
-    variants::render(decoded.image, decoded.orientation)
+    metrics::avatar_stage(Stage::Decode, decoding.elapsed());
+    let encoding = std::time::Instant::now();
+    let rendered = variants::render(decoded.image, decoded.orientation)?;
+    metrics::avatar_stage(Stage::Encode, encoding.elapsed());
+    Ok(rendered)
 }
 
 /// Render variants from an already-decoded RGB picture (used for generated

@@ -10,6 +10,7 @@ mod sql;
 mod sql_console;
 mod sql_control;
 mod sql_login;
+mod sql_maintenance;
 mod sql_outbox;
 mod sql_personal;
 mod sql_tokens;

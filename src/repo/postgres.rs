@@ -95,3 +95,4 @@ super::sql_outbox::impl_outbox!(
 super::sql_control::impl_control_store!(PgRepo, sqlx::Postgres);
 super::sql_console::impl_console_store!(PgRepo, sqlx::Postgres);
 super::sql_tokens::impl_token_admin!(PgRepo, sqlx::Postgres);
+super::sql_maintenance::impl_maintenance!(PgRepo, sqlx::Postgres);

@@ -88,3 +88,4 @@ super::sql_outbox::impl_outbox!(SqliteRepo, sqlx::Sqlite, skip_locked = "");
 super::sql_control::impl_control_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_console::impl_console_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_tokens::impl_token_admin!(SqliteRepo, sqlx::Sqlite);
+super::sql_maintenance::impl_maintenance!(SqliteRepo, sqlx::Sqlite);

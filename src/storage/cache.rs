@@ -44,6 +44,18 @@ impl VariantCache {
         inner.map.get(&key).cloned()
     }
 
+    /// Drops every cached variant of `avatar_id` (its blobs were deleted).
+    pub fn forget(&self, avatar_id: AvatarId) {
+        let id = avatar_id.as_u128();
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for size in AvatarSize::ALL {
+            if let Some(gone) = inner.map.remove(&(id, size)) {
+                inner.bytes -= gone.len();
+            }
+        }
+        inner.order.retain(|(key, _)| *key != id);
+    }
+
     pub fn insert(&self, avatar_id: AvatarId, size: AvatarSize, jpeg: Bytes) {
         let key = (avatar_id.as_u128(), size);
         if jpeg.len() > self.max_bytes / 8 {

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -22,6 +23,7 @@ use url::Url;
 pub use s3::S3Config;
 
 use crate::domain::{AvatarId, AvatarSize};
+use crate::telemetry::metrics;
 
 mod cache;
 pub use cache::{DEFAULT_CACHE_BYTES, VariantCache};
@@ -35,6 +37,28 @@ pub enum StorageError {
         path: String,
         source: std::io::Error,
     },
+}
+
+/// One stored avatar object, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub avatar_id: AvatarId,
+    pub key: String,
+    /// Last modified, Unix seconds by the store's clock.
+    pub modified: i64,
+}
+
+/// The avatar id of `avatars/<id>/<size>.jpg`; `None` for any other key.
+fn avatar_of_key(key: &str) -> Option<AvatarId> {
+    let mut parts = key.split('/');
+    let (Some("avatars"), Some(id), Some(file), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let size = file.strip_suffix(".jpg")?;
+    AvatarSize::ALL.iter().find(|s| s.label() == size)?;
+    AvatarId::parse(id).ok()
 }
 
 #[derive(Clone)]
@@ -54,7 +78,9 @@ impl BlobStore {
             path: dir.display().to_string(),
             source,
         })?;
-        let store = LocalFileSystem::new_with_prefix(dir)?;
+        // Deleting an avatar's last variant (the garbage collector) removes its
+        // folder too.
+        let store = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
         Ok(Self::from_store(Arc::new(store)))
     }
 
@@ -99,7 +125,10 @@ impl BlobStore {
                 ..PutOptions::default()
             };
             match self.store.put_opts(&key, payload.clone(), options).await {
-                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
+                Ok(_) => {}
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    self.refresh(&key, payload).await?;
+                }
                 // An S3 store configured without conditional puts
                 // (`AWS_CONDITIONAL_PUT=disabled`, for S3-likes that reject
                 // `If-None-Match`). Look, then write: two writers racing past the
@@ -107,7 +136,9 @@ impl BlobStore {
                 // and each PUT replaces the object whole — so a reader never sees
                 // anything but that content.
                 Err(object_store::Error::NotImplemented { .. }) => {
-                    if !self.exists(&key).await? {
+                    if self.exists(&key).await? {
+                        self.refresh(&key, payload).await?;
+                    } else {
                         self.store.put(&key, payload).await?;
                     }
                 }
@@ -115,6 +146,68 @@ impl BlobStore {
             }
         }
         Ok(())
+    }
+
+    /// Rewrites an existing object with the bytes it holds, so its last-modified
+    /// time says "in use now": the garbage collector's grace period counts from
+    /// there, so an old unreferenced blob that an update is about to point at
+    /// again is not deleted under it. The stored bytes stay (create-only: what
+    /// was stored first wins); if the object vanished meanwhile, `ours` is
+    /// written.
+    async fn refresh(&self, key: &ObjectPath, ours: PutPayload) -> Result<(), StorageError> {
+        let payload = match self.store.get(key).await {
+            Ok(stored) => PutPayload::from_bytes(stored.bytes().await?),
+            Err(object_store::Error::NotFound { .. }) => ours,
+            Err(e) => return Err(e.into()),
+        };
+        self.store.put(key, payload).await?;
+        Ok(())
+    }
+
+    /// Every stored avatar object, with its avatar id and last-modified time
+    /// (Unix seconds, the store's clock). Keys that are not
+    /// `avatars/<id>/<size>.jpg` are left out: nothing here touches them.
+    pub async fn list_avatar_objects(&self) -> Result<Vec<StoredObject>, StorageError> {
+        let prefix = ObjectPath::from("avatars");
+        let mut listing = self.store.list(Some(&prefix));
+        let mut objects = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            if let Some(avatar_id) = avatar_of_key(meta.location.as_ref()) {
+                objects.push(StoredObject {
+                    avatar_id,
+                    key: meta.location.to_string(),
+                    modified: meta.last_modified.timestamp(),
+                });
+            }
+        }
+        Ok(objects)
+    }
+
+    /// The last-modified time of one object (Unix seconds), `None` if absent.
+    pub async fn modified(&self, object: &StoredObject) -> Result<Option<i64>, StorageError> {
+        match self
+            .store
+            .head(&ObjectPath::from(object.key.as_str()))
+            .await
+        {
+            Ok(meta) => Ok(Some(meta.last_modified.timestamp())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes one object (absent is fine) and forgets its avatar's cached bytes.
+    pub async fn delete(&self, object: &StoredObject) -> Result<(), StorageError> {
+        self.cache.forget(object.avatar_id);
+        match self
+            .store
+            .delete(&ObjectPath::from(object.key.as_str()))
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Answers when the store does: a HEAD of a key that need not exist.
@@ -131,8 +224,10 @@ impl BlobStore {
         size: AvatarSize,
     ) -> Result<Option<Bytes>, StorageError> {
         if let Some(jpeg) = self.cache.get(avatar_id, size) {
+            metrics::variant_cache(true);
             return Ok(Some(jpeg));
         }
+        metrics::variant_cache(false);
         match self.store.get(&Self::key(avatar_id, size)).await {
             Ok(result) => {
                 let jpeg = result.bytes().await?;
@@ -151,8 +246,10 @@ impl BlobStore {
         size: AvatarSize,
     ) -> Result<bool, StorageError> {
         if self.cache.get(avatar_id, size).is_some() {
+            metrics::variant_cache(true);
             return Ok(true);
         }
+        metrics::variant_cache(false);
         self.exists(&Self::key(avatar_id, size)).await
     }
 

@@ -24,6 +24,7 @@ mod operator;
 mod outbox_contract;
 mod overload;
 mod personal;
+mod pg_tls;
 mod profile;
 mod requests;
 mod scale;

@@ -459,3 +459,148 @@ fn stop_group(child: &mut Child) {
     signal("-KILL");
     let _ = child.wait();
 }
+
+/// A throwaway PostgreSQL cluster of its own that speaks TLS with a server
+/// certificate signed by a CA made for it (openssl), for the TLS tests. Stopped
+/// and removed on drop.
+pub struct TlsCluster {
+    dir: PathBuf,
+    pg_bin: PathBuf,
+    pub port: u16,
+    /// The CA that signed the server's certificate (PEM).
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing the server shows.
+    pub wrong_ca: PathBuf,
+}
+
+impl TlsCluster {
+    /// `host` is the name the certificate is issued to (as an IP SAN).
+    pub fn start(host: &str) -> TlsCluster {
+        let pg_bin = std::env::var_os("GEWE_TEST_PG_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"));
+        let base = std::env::var_os("GEWE_TEST_RUN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!("gewe-tls-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        set_mode(&dir, 0o755);
+        let openssl = |args: &[&str]| {
+            run(Command::new("openssl").current_dir(&dir).args(args));
+        };
+        for ca in ["ca", "wrong-ca"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-subj",
+                &format!("/CN=gewe test {ca}"),
+            ]);
+        }
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            &format!("/CN={host}"),
+        ]);
+        std::fs::write(
+            dir.join("server.ext"),
+            format!("subjectAltName=IP:{host}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"),
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        // PostgreSQL insists on a private key only its owner can read.
+        set_mode(&dir.join("server.key"), 0o600);
+        // `pg/data`, where scripts/test-pg-s3's sweep looks, should this
+        // process be killed.
+        let pg_dir = dir.join("pg");
+        std::fs::create_dir_all(&pg_dir).unwrap();
+        if is_root() {
+            let (uid, gid) = (id_of("-u"), id_of("-g"));
+            for entry in ["pg", "server.key", "server.pem"] {
+                std::os::unix::fs::chown(dir.join(entry), Some(uid), Some(gid)).unwrap();
+            }
+        }
+        let data = pg_dir.join("data");
+        run(pg_command(&pg_bin, "initdb").args([
+            "-D".as_ref(),
+            data.as_os_str(),
+            "-U".as_ref(),
+            "postgres".as_ref(),
+            "--auth=trust".as_ref(),
+            "--no-sync".as_ref(),
+        ]));
+        for _ in 0..5 {
+            let port = free_port();
+            let options = format!(
+                "-p {port} -c listen_addresses={host} -k {pg} -c fsync=off -c ssl=on \
+                 -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key",
+                pg = pg_dir.display(),
+                dir = dir.display()
+            );
+            let status = pg_command(&pg_bin, "pg_ctl")
+                .args(["-D".as_ref(), data.as_os_str(), "-w".as_ref()])
+                .args(["-t", "60", "-o", &options, "-l"])
+                .arg(pg_dir.join("server.log"))
+                .arg("start")
+                .stdout(Stdio::null())
+                .status()
+                .expect("pg_ctl runs");
+            if status.success() {
+                return TlsCluster {
+                    ca: dir.join("ca.pem"),
+                    wrong_ca: dir.join("wrong-ca.pem"),
+                    dir,
+                    pg_bin,
+                    port,
+                };
+            }
+        }
+        panic!(
+            "PostgreSQL with TLS did not start; see {}",
+            pg_dir.join("server.log").display()
+        );
+    }
+}
+
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        let _ = pg_command(&self.pg_bin, "pg_ctl")
+            .args(["-D".as_ref(), self.dir.join("pg/data").as_os_str()])
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

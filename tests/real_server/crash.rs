@@ -20,6 +20,7 @@ use object_store::local::LocalFileSystem;
 use serde_json::{Value, json};
 
 use crate::common::db::Db;
+use crate::gc::{SHORT_GRACE, deleted_of, plant_orphan, run_gc, stored_keys};
 use crate::image_host::ImageHost;
 use crate::pictures::{close, decode, two_tone};
 use crate::services::{services, shared_data_of};
@@ -63,7 +64,7 @@ const POINTER_MISMATCH: &str = "SELECT COUNT(*) FROM accounts a \
                      ORDER BY h.id DESC LIMIT 1), '') <> a.avatar_id";
 
 /// The blob store of `data_dir`: its blob folder or its bucket.
-fn blob_store(data_dir: &Path) -> Arc<dyn ObjectStore> {
+pub fn blob_store(data_dir: &Path) -> Arc<dyn ObjectStore> {
     match shared_data_of(data_dir) {
         None => Arc::new(LocalFileSystem::new_with_prefix(blob_dir(data_dir)).unwrap()),
         Some(shared) => services().s3_store(&shared.bucket, S3ConditionalPut::ETagMatch),
@@ -163,6 +164,37 @@ async fn a_killed_server_loses_no_answered_update_and_serves_nothing_half_writte
         },
         scenario.plan.len()
     );
+
+    // Garbage collection after the crash: an orphan planted as a killed update
+    // leaves one, then `gewe gc` once everything is past its grace. It leaves
+    // no unreferenced blob and deletes no referenced one.
+    let store = blob_store(dir.path());
+    let planted = plant_orphan(&store, "crash-orphan").await;
+    let before = stored_keys(&store).await;
+    let referenced = db.avatar_ids().await;
+    assert!(!referenced.contains(&planted));
+    let unreferenced_before = before
+        .iter()
+        .filter(|k| !referenced.contains(k.split('/').nth(1).unwrap()))
+        .count();
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let report = run_gc(dir.path(), SHORT_GRACE).await.unwrap();
+    let after_gc = stored_keys(&store).await;
+    let deleted: Vec<&String> = before.difference(&after_gc).collect();
+    assert_eq!(deleted.len(), deleted_of(&report), "{report}");
+    let referenced_deleted = deleted
+        .iter()
+        .filter(|k| referenced.contains(k.split('/').nth(1).unwrap()))
+        .count();
+    let (_, unreferenced_after) = no_half_written_blob_is_served(&server, &db, dir.path()).await;
+    println!(
+        "gc after the crash: {unreferenced_before} unreferenced blobs before (5 planted), \
+         {} deleted, {unreferenced_after} unreferenced avatars left, {referenced_deleted} referenced deleted",
+        deleted.len()
+    );
+    assert_eq!(unreferenced_after, 0, "gc left unreferenced avatars");
+    assert_eq!(referenced_deleted, 0, "gc deleted referenced blobs");
+    assert_eq!(deleted.len(), unreferenced_before);
 
     // The restarted server takes updates again.
     let after = server

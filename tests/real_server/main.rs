@@ -17,5 +17,7 @@ mod support;
 
 mod connections;
 mod crash;
+mod gc;
 mod hostile;
+mod metrics;
 mod outbox;

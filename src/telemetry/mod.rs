@@ -1,4 +1,7 @@
-//! Structured logs on stderr (stdout stays clean for CLI output such as tokens).
+//! Structured logs on stderr (stdout stays clean for CLI output such as tokens),
+//! and the metrics `GET /metrics` exports (`metrics`).
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 

@@ -1,0 +1,228 @@
+//! Every metric the server exports, in one place: names, labels, help texts and
+//! the functions that record them. Rooms call these functions, never the
+//! `metrics` macros with a name of their own, so `GET /metrics` is described here.
+//!
+//! The recorder is the process-wide `metrics` facade, installed on first use
+//! (a process that never records nor renders pays nothing). Labels take values
+//! from fixed sets only (route templates, machine codes, stage names): no
+//! appId, wxid, token or URL ever becomes a label, so the output carries no
+//! tenant data.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests answered, by route template, GeWe `ret` and HTTP status.
+pub const HTTP_REQUESTS: &str = "gewe_http_requests_total";
+/// Time from request to response head, by route template.
+pub const HTTP_DURATION: &str = "gewe_http_request_duration_seconds";
+/// Time each stage of an avatar update took: fetch, decode, encode, store, commit.
+pub const AVATAR_STAGE: &str = "gewe_avatar_stage_duration_seconds";
+/// Picture downloads that failed, by machine code (`fetch-…`).
+pub const FETCH_REFUSALS: &str = "gewe_fetch_refusals_total";
+/// How long decodes waited for a decode slot.
+pub const DECODE_SLOT_WAIT: &str = "gewe_decode_slot_wait_seconds";
+/// Pictures waiting for a decode slot now.
+pub const DECODE_QUEUE_DEPTH: &str = "gewe_decode_queue_depth";
+/// Variant reads from the in-memory cache, by result (`hit`, `miss`).
+pub const VARIANT_CACHE: &str = "gewe_variant_cache_lookups_total";
+/// Callback events in the outbox, by state (`pending`, `failed`), when scraped.
+pub const OUTBOX_EVENTS: &str = "gewe_callback_outbox_events";
+/// Age of the oldest pending callback event, when scraped (0 when none).
+pub const OUTBOX_OLDEST_AGE: &str = "gewe_callback_outbox_oldest_pending_age_seconds";
+/// Most attempts any pending callback event has had, when scraped.
+pub const OUTBOX_MAX_ATTEMPTS: &str = "gewe_callback_outbox_max_pending_attempts";
+/// Callback delivery attempts, by result (`delivered`, `retry`, `failed`).
+pub const CALLBACK_ATTEMPTS: &str = "gewe_callback_attempts_total";
+/// Blobs the garbage collector deleted.
+pub const GC_DELETED: &str = "gewe_gc_deleted_blobs_total";
+/// Garbage-collection sweeps, by result (`ok`, `error`).
+pub const GC_SWEEPS: &str = "gewe_gc_sweeps_total";
+
+/// Buckets for request and stage durations: 1 ms … 30 s.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder, installed on first call.
+fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was installed elsewhere; /metrics stays empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        "Requests answered, by route template, GeWe ret (none: not an envelope) and HTTP status"
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer a request, by route template"
+    );
+    describe_histogram!(
+        AVATAR_STAGE,
+        metrics::Unit::Seconds,
+        "Time each avatar update stage took: fetch, decode, encode, store, commit"
+    );
+    describe_counter!(
+        FETCH_REFUSALS,
+        "Picture downloads refused or failed, by machine code"
+    );
+    describe_histogram!(
+        DECODE_SLOT_WAIT,
+        metrics::Unit::Seconds,
+        "Time a picture waited for a decode slot"
+    );
+    describe_gauge!(DECODE_QUEUE_DEPTH, "Pictures waiting for a decode slot");
+    describe_counter!(
+        VARIANT_CACHE,
+        "Avatar variant lookups in the memory cache, by result"
+    );
+    describe_gauge!(OUTBOX_EVENTS, "Callback events in the outbox, by state");
+    describe_gauge!(
+        OUTBOX_OLDEST_AGE,
+        metrics::Unit::Seconds,
+        "Age of the oldest pending callback event"
+    );
+    describe_gauge!(
+        OUTBOX_MAX_ATTEMPTS,
+        "Most attempts any pending callback event has had"
+    );
+    describe_counter!(
+        CALLBACK_ATTEMPTS,
+        "Callback delivery attempts, by result: delivered, retry, failed"
+    );
+    describe_counter!(GC_DELETED, "Unreferenced avatar blobs deleted");
+    describe_counter!(GC_SWEEPS, "Blob garbage-collection sweeps, by result");
+}
+
+/// The Prometheus text exposition of everything recorded so far.
+pub fn render() -> String {
+    let handle = handle();
+    handle.run_upkeep();
+    handle.render()
+}
+
+/// One answered request. `ret` is the envelope's (`None` for routes that answer
+/// no envelope).
+pub fn request(route: &str, ret: Option<i32>, status: u16, elapsed: Duration) {
+    handle();
+    let ret = ret.map_or_else(|| "none".to_owned(), |r| r.to_string());
+    counter!(HTTP_REQUESTS, "route" => route.to_owned(), "ret" => ret, "status" => status.to_string())
+        .increment(1);
+    histogram!(HTTP_DURATION, "route" => route.to_owned()).record(elapsed.as_secs_f64());
+}
+
+/// A stage of the avatar pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Fetch,
+    Decode,
+    Encode,
+    Store,
+    Commit,
+}
+
+impl Stage {
+    fn label(self) -> &'static str {
+        match self {
+            Stage::Fetch => "fetch",
+            Stage::Decode => "decode",
+            Stage::Encode => "encode",
+            Stage::Store => "store",
+            Stage::Commit => "commit",
+        }
+    }
+}
+
+pub fn avatar_stage(stage: Stage, took: Duration) {
+    handle();
+    histogram!(AVATAR_STAGE, "stage" => stage.label()).record(took.as_secs_f64());
+}
+
+/// A picture download that failed with machine code `code`.
+pub fn fetch_refused(code: &'static str) {
+    handle();
+    counter!(FETCH_REFUSALS, "code" => code).increment(1);
+}
+
+/// Counts a picture in the decode queue for as long as it lives.
+pub struct DecodeQueued(());
+
+impl DecodeQueued {
+    pub fn enter() -> Self {
+        handle();
+        gauge!(DECODE_QUEUE_DEPTH).increment(1.0);
+        DecodeQueued(())
+    }
+}
+
+impl Drop for DecodeQueued {
+    fn drop(&mut self) {
+        gauge!(DECODE_QUEUE_DEPTH).decrement(1.0);
+    }
+}
+
+pub fn decode_slot_waited(took: Duration) {
+    handle();
+    histogram!(DECODE_SLOT_WAIT).record(took.as_secs_f64());
+}
+
+pub fn variant_cache(hit: bool) {
+    handle();
+    counter!(VARIANT_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+}
+
+/// The outbox as the database sees it now.
+pub fn outbox(pending: u64, failed: u64, oldest_pending_age_secs: i64, max_attempts: i64) {
+    handle();
+    gauge!(OUTBOX_EVENTS, "state" => "pending").set(pending as f64);
+    gauge!(OUTBOX_EVENTS, "state" => "failed").set(failed as f64);
+    gauge!(OUTBOX_OLDEST_AGE).set(oldest_pending_age_secs.max(0) as f64);
+    gauge!(OUTBOX_MAX_ATTEMPTS).set(max_attempts.max(0) as f64);
+}
+
+/// The result of one callback delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    Retry,
+    Failed,
+}
+
+pub fn callback_attempt(attempt: Attempt) {
+    handle();
+    let result = match attempt {
+        Attempt::Delivered => "delivered",
+        Attempt::Retry => "retry",
+        Attempt::Failed => "failed",
+    };
+    counter!(CALLBACK_ATTEMPTS, "result" => result).increment(1);
+}
+
+/// One garbage-collection sweep: `deleted` blobs removed, or failed.
+pub fn gc_sweep(deleted: Option<u64>) {
+    handle();
+    match deleted {
+        Some(n) => {
+            counter!(GC_SWEEPS, "result" => "ok").increment(1);
+            counter!(GC_DELETED).increment(n);
+        }
+        None => counter!(GC_SWEEPS, "result" => "error").increment(1),
+    }
+}
