@@ -50,7 +50,7 @@ pub use profile::{
 };
 pub use store::{
     AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, CallbackStore,
-    ConsoleSessionRecord, ConsoleStore, DeviceRecord, DeviceStore, DeviceSummary, HistoryEntry,
+    ConsoleSessionRecord, ConsoleStore, DeviceRecord, DeviceStore, DeviceSummary, HistoryEntry, OwnedDevice,
     InstanceTokenStore, Lease, LoginDevice, LoginDeviceStore, LoginSessionRecord,
     LoginSessionStore, LoginStage, LoginState, OutboxEvent, OutboxState, OutboxStore, Principal,
     PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore, RecentChanges, Repository,
