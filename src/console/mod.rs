@@ -26,7 +26,7 @@ use url::Url;
 
 use crate::auth::{OperatorKeys, Tokens};
 use crate::domain::{
-    AppId, Accounts, AvatarUpdater, Callbacks, Clock, DomainError, Faults, Journal, Logins,
+    Accounts, AppId, AvatarUpdater, Callbacks, Clock, DomainError, Faults, Journal, Logins,
     Messages, Principal, Profiles, Repository, StoreError, TokenId,
 };
 

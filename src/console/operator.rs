@@ -130,7 +130,11 @@ pub async fn journal(
         .rev()
         .map(|e| view::JournalRow {
             id: e.id,
-            time: format!("{}.{:03}", view::time(e.at_ms.div_euclid(1000)), e.at_ms.rem_euclid(1000)),
+            time: format!(
+                "{}.{:03} UTC",
+                view::time(e.at_ms.div_euclid(1000)).trim_end_matches(" UTC"),
+                e.at_ms.rem_euclid(1000)
+            ),
             route: e.route,
             app_id: e.app_id.unwrap_or_default(),
             token: name_of(&names, e.owner),
@@ -347,7 +351,12 @@ pub async fn inject_page(
 ) -> Result<Response, PageError> {
     let session = signed_in(&console, &headers).await?;
     tools(&console, &session)?;
-    Ok(html(&inject_view(&session, InjectForm::default(), None, None)))
+    Ok(html(&inject_view(
+        &session,
+        InjectForm::default(),
+        None,
+        None,
+    )))
 }
 
 pub async fn inject(
@@ -369,7 +378,10 @@ pub async fn inject(
                         chatroom: blank_to_none(form.chatroom.clone()),
                         chatroom_name: None,
                         content: form.content.clone(),
-                        at_self: form.at_self.as_deref().is_some_and(|v| v == "true" || v == "on"),
+                        at_self: form
+                            .at_self
+                            .as_deref()
+                            .is_some_and(|v| v == "true" || v == "on"),
                     },
                 )
                 .await

@@ -27,14 +27,21 @@ fn mmhead(id: AvatarId, size: AvatarSize) -> String {
     format!("/mmhead/{id}/{}", size.label())
 }
 
-pub(super) async fn signed_in(console: &Console, headers: &HeaderMap) -> Result<Session, PageError> {
+pub(super) async fn signed_in(
+    console: &Console,
+    headers: &HeaderMap,
+) -> Result<Session, PageError> {
     session::current(console.repo.as_ref(), headers, console.clock.unix_now())
         .await?
         .ok_or(PageError::SignIn)
 }
 
 /// A form post of this session: from our own site, with its CSRF token.
-pub(super) async fn checked(console: &Console, headers: &HeaderMap, csrf: &str) -> Result<Session, PageError> {
+pub(super) async fn checked(
+    console: &Console,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Session, PageError> {
     let session = signed_in(console, headers).await?;
     if !session::same_site(headers) || !session::same(csrf, &session.csrf()) {
         return Err(PageError::CrossSite);
@@ -140,12 +147,7 @@ pub async fn sign_in(
         }
         _ => return Err(PageError::BadRequest("请填写令牌或运营密钥".to_owned())),
     };
-    let id = session::start(
-        console.repo.as_ref(),
-        principal,
-        console.clock.unix_now(),
-    )
-    .await?;
+    let id = session::start(console.repo.as_ref(), principal, console.clock.unix_now()).await?;
     let secure = console.settings.secure_cookies;
     let mut response = see_other("/console");
     let headers = response.headers_mut();

@@ -50,11 +50,11 @@ pub use profile::{
 };
 pub use store::{
     AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, CallbackStore,
-    ConsoleSessionRecord, ConsoleStore, DeviceRecord, DeviceStore, DeviceSummary, HistoryEntry, OwnedDevice,
+    ConsoleSessionRecord, ConsoleStore, DeviceRecord, DeviceStore, DeviceSummary, HistoryEntry,
     InstanceTokenStore, Lease, LoginDevice, LoginDeviceStore, LoginSessionRecord,
-    LoginSessionStore, LoginStage, LoginState, OutboxEvent, OutboxState, OutboxStore, Principal,
-    PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore, RecentChanges, Repository,
-    Scanner, SecretStore, StoreError, TokenId, TokenStore,
+    LoginSessionStore, LoginStage, LoginState, OutboxEvent, OutboxState, OutboxStore, OwnedDevice,
+    Principal, PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore, RecentChanges,
+    Repository, Scanner, SecretStore, StoreError, TokenId, TokenStore,
 };
 
 use crate::storage::StorageError;

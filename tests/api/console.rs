@@ -477,7 +477,11 @@ async fn the_operator_key_signs_in_as_the_operator_who_sees_every_tokens_account
         "/console/faults".into(),
         "/console/inject".into(),
     ] {
-        assert_eq!(get(&app, &session, &path).await.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            get(&app, &session, &path).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
     }
 }
 
@@ -541,7 +545,10 @@ async fn token_sessions_get_403_on_operator_pages() {
     for (path, form) in [
         ("/console/faults", vec![("preset", "risk-control")]),
         ("/console/faults/clear", vec![]),
-        ("/console/inject", vec![("app_id", "wx_x"), ("content", "hi")]),
+        (
+            "/console/inject",
+            vec![("app_id", "wx_x"), ("content", "hi")],
+        ),
     ] {
         let mut pairs = form;
         pairs.push(("csrf", csrf.as_str()));

@@ -385,14 +385,8 @@ async fn a_risk_control_fault_answers_only_where_it_says_and_only_as_often() {
     )
     .await;
     assert!(rule2["id"].is_i64());
-    assert_eq!(
-        app.profile(&token, &sibling).await["wxid"].is_string(),
-        true
-    );
-    assert_eq!(
-        app.profile(&other, &foreign).await["wxid"].is_string(),
-        true
-    );
+    assert!(app.profile(&token, &sibling).await["wxid"].is_string());
+    assert!(app.profile(&other, &foreign).await["wxid"].is_string());
     let dropped = app
         .call(
             "/gewe/v2/api/personal/getProfile",
@@ -511,7 +505,7 @@ async fn reset_removes_what_a_token_owns_and_leaves_other_tokens_alone() {
         gone["data"]["msg"].as_str().unwrap().contains("设备不存在"),
         "{gone}"
     );
-    assert_eq!(app.profile(&other, &kept).await["wxid"].is_string(), true);
+    assert!(app.profile(&other, &kept).await["wxid"].is_string());
     let rules = ok(&app, "listFaults", json!({})).await;
     assert!(rules["rules"].as_array().unwrap().is_empty());
     let journal = ok(&app, "journal", json!({"token": other})).await;
