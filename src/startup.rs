@@ -339,6 +339,15 @@ fn console_for(
             settings.avatar_redirect_base.as_ref(),
             settings.fetch_max_bytes,
         ),
+        operator: services
+            .control
+            .as_ref()
+            .map(|control| console::OperatorTools {
+                keys: services.operator_keys.clone(),
+                journal: control.journal.clone(),
+                faults: control.faults.clone(),
+                messages: services.messages.clone(),
+            }),
     })
 }
 

@@ -5,8 +5,12 @@
 //!
 //! Every page needs a signed-in session ([`session`]); every form carries the
 //! session's CSRF token and is refused from another site. The session's
-//! [`Principal`] decides what a page shows: a token sees its own devices.
+//! [`Principal`] decides what a page shows: a token sees its own devices; the
+//! operator (signed in with an operator key, while the operator API is on)
+//! sees every token's, and the operator pages (journal, fault rules, message
+//! injection), which a token session never sees.
 
+mod operator;
 mod pages;
 mod session;
 mod view;
@@ -20,10 +24,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use url::Url;
 
-use crate::auth::Tokens;
+use crate::auth::{OperatorKeys, Tokens};
 use crate::domain::{
-    Accounts, AvatarUpdater, Callbacks, Clock, DomainError, Logins, Principal, Profiles,
-    Repository, StoreError, TokenId,
+    Accounts, AppId, AvatarUpdater, Callbacks, Clock, DomainError, Faults, Journal, Logins,
+    Messages, Principal, Profiles, Repository, StoreError, TokenId,
 };
 
 pub use session::{SESSION_COOKIE, csrf_for};
@@ -42,6 +46,17 @@ pub struct Inner {
     pub callbacks: Callbacks,
     pub clock: Clock,
     pub settings: ConsoleSettings,
+    /// The operator's tools: `Some` only while the operator API is on.
+    pub operator: Option<OperatorTools>,
+}
+
+/// What operator sessions work with; the keys sign them in.
+#[derive(Clone)]
+pub struct OperatorTools {
+    pub keys: OperatorKeys,
+    pub journal: Journal,
+    pub faults: Faults,
+    pub messages: Messages,
 }
 
 /// What the console takes from the server's settings.
@@ -108,6 +123,8 @@ pub(crate) enum PageError {
     /// A page for token sessions opened by the operator (operator views come
     /// with the operator key).
     TokenOnly,
+    /// An operator page opened by a token session (or with the operator API off).
+    OperatorOnly,
     BadRequest(String),
     Internal(String),
 }
@@ -140,6 +157,10 @@ impl IntoResponse for PageError {
             ),
             PageError::NotFound => (StatusCode::NOT_FOUND, "没有这个设备。".to_owned()),
             PageError::TokenOnly => (StatusCode::FORBIDDEN, "此页面需要用令牌登录。".to_owned()),
+            PageError::OperatorOnly => (
+                StatusCode::FORBIDDEN,
+                "此页面仅限运营者（用运营密钥登录）。".to_owned(),
+            ),
             PageError::BadRequest(text) => (StatusCode::BAD_REQUEST, text),
             PageError::Internal(cause) => {
                 tracing::error!(%cause, "console page failed");
@@ -156,6 +177,27 @@ impl IntoResponse for PageError {
 /// The token whose devices the session sees.
 pub(crate) fn owner(principal: Principal) -> Result<TokenId, PageError> {
     principal.token().ok_or(PageError::TokenOnly)
+}
+
+/// The token owning `app_id` as this session may act on it: a token session
+/// its own token (the domain then refuses other tokens' devices); the operator
+/// whichever token owns the device.
+pub(crate) async fn owner_of(
+    console: &Console,
+    principal: Principal,
+    app_id: &AppId,
+) -> Result<TokenId, PageError> {
+    if let Some(token) = principal.token() {
+        return Ok(token);
+    }
+    if let Some(device) = console.repo.find_device(app_id).await? {
+        return Ok(device.owner);
+    }
+    console
+        .repo
+        .account_owner(app_id)
+        .await?
+        .ok_or(PageError::NotFound)
 }
 
 const HTMX: &str = include_str!("../../assets/htmx.min.js");
@@ -213,6 +255,16 @@ pub fn router(console: Console) -> Router {
         )
         .route("/console/callbacks", get(pages::callbacks))
         .route("/console/callbacks/{id}/retry", post(pages::retry_callback))
+        .route("/console/journal", get(operator::journal))
+        .route(
+            "/console/faults",
+            get(operator::faults).post(operator::add_fault),
+        )
+        .route("/console/faults/clear", post(operator::clear_faults))
+        .route(
+            "/console/inject",
+            get(operator::inject_page).post(operator::inject),
+        )
         .route(
             "/console/assets/htmx.min.js",
             get(|| async { asset("text/javascript; charset=utf-8", HTMX) }),

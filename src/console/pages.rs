@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use super::session::{self, PRE_COOKIE, SESSION_COOKIE, Session};
 use super::view::{self, Chrome, html};
-use super::{Console, PageError, owner};
+use super::{Console, PageError, owner, owner_of};
 use crate::domain::{
-    AppId, AvatarId, AvatarSize, DomainError, HeadImgUrl, LoginStage, LoginState, OutboxState,
-    PRIVACY_OPTIONS, ProfileUpdate, TokenId,
+    AppId, AvatarId, AvatarSize, DeviceSummary, DomainError, HeadImgUrl, LoginStage, LoginState,
+    OutboxState, PRIVACY_OPTIONS, Principal, ProfileUpdate, TokenId,
 };
 
 /// Tiles per page of the accounts grid.
@@ -27,14 +27,21 @@ fn mmhead(id: AvatarId, size: AvatarSize) -> String {
     format!("/mmhead/{id}/{}", size.label())
 }
 
-async fn signed_in(console: &Console, headers: &HeaderMap) -> Result<Session, PageError> {
+pub(super) async fn signed_in(
+    console: &Console,
+    headers: &HeaderMap,
+) -> Result<Session, PageError> {
     session::current(console.repo.as_ref(), headers, console.clock.unix_now())
         .await?
         .ok_or(PageError::SignIn)
 }
 
 /// A form post of this session: from our own site, with its CSRF token.
-async fn checked(console: &Console, headers: &HeaderMap, csrf: &str) -> Result<Session, PageError> {
+pub(super) async fn checked(
+    console: &Console,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Session, PageError> {
     let session = signed_in(console, headers).await?;
     if !session::same_site(headers) || !session::same(csrf, &session.csrf()) {
         return Err(PageError::CrossSite);
@@ -42,10 +49,11 @@ async fn checked(console: &Console, headers: &HeaderMap, csrf: &str) -> Result<S
     Ok(session)
 }
 
-fn chrome(session: &Session) -> Chrome {
+pub(super) fn chrome(session: &Session) -> Chrome {
     Chrome {
         csrf: session.csrf(),
         signed_in: true,
+        operator: session.principal == Principal::Operator,
     }
 }
 
@@ -53,7 +61,7 @@ fn app_id(raw: String) -> Result<AppId, PageError> {
     AppId::parse(Some(raw)).map_err(|_| PageError::NotFound)
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
@@ -84,8 +92,10 @@ fn sign_in_form(
         chrome: Chrome {
             csrf: session::csrf_for(&pre),
             signed_in: false,
+            operator: false,
         },
         error,
+        operator_on: console.operator.is_some(),
     };
     let cookie = session::set_cookie(PRE_COOKIE, &pre, 3600, console.settings.secure_cookies);
     (status, [(header::SET_COOKIE, cookie)], html(&page)).into_response()
@@ -93,7 +103,11 @@ fn sign_in_form(
 
 #[derive(Deserialize)]
 pub struct SignInForm {
-    token: String,
+    /// A GeWe token (the token form) …
+    token: Option<String>,
+    /// … or an operator key (the operator form): each is checked only as what
+    /// its form says it is, so neither is ever taken for the other.
+    operator_key: Option<String>,
     #[serde(default)]
     csrf: String,
 }
@@ -108,24 +122,32 @@ pub async fn sign_in(
     if !tied || !session::same_site(&headers) {
         return Err(PageError::CrossSite);
     }
-    let owner = match console.tokens.authenticate(Some(&form.token)).await {
-        Ok(owner) => owner,
-        Err(crate::auth::AuthError::Store(e)) => return Err(e.into()),
-        Err(_) => {
-            return Ok(sign_in_form(
-                &console,
-                &headers,
-                Some("令牌无效：请检查 X-GEWE-TOKEN 的值。".to_owned()),
-                StatusCode::UNAUTHORIZED,
-            ));
-        }
+    let refused = |text: &str| {
+        Ok(sign_in_form(
+            &console,
+            &headers,
+            Some(text.to_owned()),
+            StatusCode::UNAUTHORIZED,
+        ))
     };
-    let id = session::start(
-        console.repo.as_ref(),
-        crate::domain::Principal::Token(owner),
-        console.clock.unix_now(),
-    )
-    .await?;
+    let principal = match (form.token, form.operator_key) {
+        (Some(token), None) => match console.tokens.authenticate(Some(&token)).await {
+            Ok(owner) => Principal::Token(owner),
+            Err(crate::auth::AuthError::Store(e)) => return Err(e.into()),
+            Err(_) => return refused("令牌无效：请检查 X-GEWE-TOKEN 的值。"),
+        },
+        (None, Some(key)) => {
+            let Some(tools) = &console.operator else {
+                return refused("运营接口未开启：设置 GEWE_OPERATOR_KEY 后重启。");
+            };
+            if !tools.keys.verify(&key).await? {
+                return refused("运营密钥无效。");
+            }
+            Principal::Operator
+        }
+        _ => return Err(PageError::BadRequest("请填写令牌或运营密钥".to_owned())),
+    };
+    let id = session::start(console.repo.as_ref(), principal, console.clock.unix_now()).await?;
     let secure = console.settings.secure_cookies;
     let mut response = see_other("/console");
     let headers = response.headers_mut();
@@ -179,16 +201,33 @@ pub async fn accounts(
     Query(query): Query<PageQuery>,
 ) -> Result<Response, PageError> {
     let session = signed_in(&console, &headers).await?;
-    let owner = owner(session.principal)?;
     let page = query.page.unwrap_or(1).max(1);
-    let (devices, total) = console
-        .accounts
-        .page(owner, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE)
-        .await?;
+    let offset = (page - 1).saturating_mul(PAGE_SIZE);
+    // A token sees its own devices; the operator every token's, with whose.
+    let (devices, total): (Vec<(Option<String>, DeviceSummary)>, u64) = match session.principal {
+        Principal::Token(owner) => {
+            let (devices, total) = console.accounts.page(owner, offset, PAGE_SIZE).await?;
+            (devices.into_iter().map(|d| (None, d)).collect(), total)
+        }
+        Principal::Operator => {
+            let (devices, total) = console
+                .repo
+                .device_page_all(
+                    i64::try_from(offset).unwrap_or(i64::MAX),
+                    i64::try_from(PAGE_SIZE).unwrap_or(i64::MAX),
+                )
+                .await?;
+            let devices = devices
+                .into_iter()
+                .map(|d| (Some(view::token_name(d.owner, d.owner_label)), d.device))
+                .collect();
+            (devices, u64::try_from(total).unwrap_or(0))
+        }
+    };
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let tiles = devices
         .into_iter()
-        .map(|d| {
+        .map(|(owner, d)| {
             let (state, state_label) = view::state_names(d.state, d.wxid.is_some());
             view::Tile {
                 app_id: d.app_id.to_string(),
@@ -197,6 +236,7 @@ pub async fn accounts(
                 avatar: d.avatar_id.map(|id| mmhead(id, AvatarSize::S132)),
                 state,
                 state_label,
+                owner,
             }
         })
         .collect();
@@ -242,7 +282,7 @@ async fn account_page(
     notice: Option<String>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let owner = owner(session.principal)?;
+    let owner = owner_of(console, session.principal, app_id).await?;
     let device = console.logins.device_state(owner, app_id).await?;
     let bound = device.wxid.is_some();
     let (state, state_label) = view::state_names(device.state, bound);
@@ -394,7 +434,7 @@ pub async fn edit_profile(
 ) -> Result<Response, PageError> {
     let session = checked(&console, &headers, &form.csrf).await?;
     let app_id = app_id(raw)?;
-    let owner = owner(session.principal)?;
+    let owner = owner_of(&console, session.principal, &app_id).await?;
     let update = ProfileUpdate {
         nick_name: form.nick_name,
         country: form.country,
@@ -422,7 +462,7 @@ pub async fn avatar_from_url(
 ) -> Result<Response, PageError> {
     let session = checked(&console, &headers, &form.csrf).await?;
     let app_id = app_id(raw)?;
-    let owner = owner(session.principal)?;
+    let owner = owner_of(&console, session.principal, &app_id).await?;
     let outcome = match HeadImgUrl::parse(Some(form.url)) {
         Ok(url) => console
             .avatars
@@ -488,7 +528,7 @@ pub async fn avatar_upload(
     }
     let session = checked(&console, &headers, &csrf).await?;
     let app_id = app_id(raw)?;
-    let owner = owner(session.principal)?;
+    let owner = owner_of(&console, session.principal, &app_id).await?;
     let outcome = match file {
         Some(bytes) if !bytes.is_empty() => {
             let source = format!("upload:{name}");
@@ -518,7 +558,7 @@ pub async fn avatar_restore(
 ) -> Result<Response, PageError> {
     let session = checked(&console, &headers, &form.csrf).await?;
     let app_id = app_id(raw)?;
-    let owner = owner(session.principal)?;
+    let owner = owner_of(&console, session.principal, &app_id).await?;
     let avatar_id = AvatarId::parse(&form.avatar_id)
         .map_err(|_| PageError::BadRequest("头像编号不合法".to_owned()))?;
     let outcome = console.avatars.restore(owner, &app_id, avatar_id).await;
@@ -541,7 +581,7 @@ pub async fn privacy(
 ) -> Result<Response, PageError> {
     let session = checked(&console, &headers, &form.csrf).await?;
     let app_id = app_id(raw)?;
-    let owner = owner(session.principal)?;
+    let owner = owner_of(&console, session.principal, &app_id).await?;
     let outcome = console
         .profiles
         .set_privacy(owner, &app_id, form.option, form.open)
@@ -557,7 +597,7 @@ pub async fn contact_card(
 ) -> Result<Response, PageError> {
     let session = signed_in(&console, &headers).await?;
     let app_id = app_id(raw)?;
-    let owner = owner(session.principal)?;
+    let owner = owner_of(&console, session.principal, &app_id).await?;
     let card = console.profiles.qr_card(owner, &app_id).await?;
     Ok((
         [
@@ -631,7 +671,7 @@ pub async fn login_panel(
 ) -> Result<Response, PageError> {
     let session = signed_in(&console, &headers).await?;
     let app_id = app_id(raw)?;
-    let owner = owner(session.principal)?;
+    let owner = owner_of(&console, session.principal, &app_id).await?;
     let body = login_panel_html(&console, &session, owner, &app_id).await?;
     Ok(axum::response::Html(body).into_response())
 }
@@ -644,7 +684,7 @@ pub async fn login_qr(
 ) -> Result<Response, PageError> {
     let session = checked(&console, &headers, &form.csrf).await?;
     let app_id = app_id(raw)?;
-    let owner = owner(session.principal)?;
+    let owner = owner_of(&console, session.principal, &app_id).await?;
     let outcome = console
         .logins
         .qr_code(owner, Some(app_id.clone()), None)
@@ -670,7 +710,7 @@ pub async fn login_scan(
 ) -> Result<Response, PageError> {
     let session = checked(&console, &headers, &form.csrf).await?;
     let app_id = app_id(raw)?;
-    let owner = owner(session.principal)?;
+    let owner = owner_of(&console, session.principal, &app_id).await?;
     // Only this token's device's QR.
     let ours = console
         .logins
@@ -698,7 +738,7 @@ pub async fn login_confirm(
 ) -> Result<Response, PageError> {
     let session = checked(&console, &headers, &form.csrf).await?;
     let app_id = app_id(raw)?;
-    let owner = owner(session.principal)?;
+    let owner = owner_of(&console, session.principal, &app_id).await?;
     let captcha = form.captcha.filter(|c| !c.trim().is_empty());
     let mut outcome = Ok(());
     for _ in 0..3 {

@@ -5,12 +5,14 @@ use askama::Template;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::domain::{AvatarError, DomainError, LoginError, LoginState};
+use crate::domain::{AvatarError, DomainError, LoginError, LoginState, TokenId};
 
 /// What every page's frame needs.
 pub struct Chrome {
     pub csrf: String,
     pub signed_in: bool,
+    /// An operator session: the nav shows the operator pages.
+    pub operator: bool,
 }
 
 /// Renders a template into an HTML answer.
@@ -41,6 +43,7 @@ pub fn message_page(text: &str) -> Response {
         chrome: Chrome {
             csrf: String::new(),
             signed_in: false,
+            operator: false,
         },
         text,
     })
@@ -51,6 +54,8 @@ pub fn message_page(text: &str) -> Response {
 pub struct SignInPage {
     pub chrome: Chrome,
     pub error: Option<String>,
+    /// The operator API is on: the operator key's form is shown.
+    pub operator_on: bool,
 }
 
 pub struct Tile {
@@ -60,6 +65,8 @@ pub struct Tile {
     pub avatar: Option<String>,
     pub state: &'static str,
     pub state_label: &'static str,
+    /// The owning token (operator sessions only).
+    pub owner: Option<String>,
 }
 
 #[derive(Template)]
@@ -169,6 +176,82 @@ pub struct CallbacksPage {
     pub notice: Option<String>,
 }
 
+/// A token as the operator's pages name it: its label and id, or its id.
+pub fn token_name(id: TokenId, label: Option<String>) -> String {
+    match label.filter(|l| !l.trim().is_empty()) {
+        Some(label) => format!("{label} (#{})", id.0),
+        None => format!("#{}", id.0),
+    }
+}
+
+pub struct JournalRow {
+    pub id: i64,
+    pub time: String,
+    pub route: String,
+    pub app_id: String,
+    pub token: String,
+    pub request: String,
+    pub response: String,
+    pub duration_ms: i64,
+}
+
+#[derive(Template)]
+#[template(path = "journal.html")]
+pub struct JournalPage {
+    pub chrome: Chrome,
+    pub route: String,
+    pub app_id: String,
+    pub token: String,
+    pub notice: Option<String>,
+    pub rows: Vec<JournalRow>,
+}
+
+pub struct FaultRow {
+    pub id: i64,
+    pub route: String,
+    pub app_id: String,
+    pub token: String,
+    pub action: String,
+    pub hits: i64,
+    pub remaining: String,
+    pub probability: String,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "faults.html")]
+pub struct FaultsPage {
+    pub chrome: Chrome,
+    pub notice: Option<String>,
+    pub rows: Vec<FaultRow>,
+    pub presets: &'static [&'static str],
+}
+
+pub struct InjectedView {
+    pub msg_id: i64,
+    pub new_msg_id: i64,
+    pub msg_seq: i64,
+    pub create_time: String,
+    pub from_wxid: String,
+    pub to_wxid: String,
+    pub chatroom: String,
+    pub event_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "inject.html")]
+pub struct InjectPage {
+    pub chrome: Chrome,
+    pub notice: Option<String>,
+    pub injected: Option<InjectedView>,
+    /// The form as last sent (kept after a refusal).
+    pub app_id: String,
+    pub from: String,
+    pub nick_name: String,
+    pub chatroom: String,
+    pub content: String,
+}
+
 pub fn state_names(state: LoginState, bound: bool) -> (&'static str, &'static str) {
     match (state, bound) {
         (_, false) => ("new", "待登录"),
@@ -272,8 +355,10 @@ mod tests {
             chrome: Chrome {
                 csrf: "c".into(),
                 signed_in: false,
+                operator: false,
             },
             error: Some("<img src=x onerror=alert(1)>".into()),
+            operator_on: true,
         };
         let html = page.render().unwrap();
         assert!(html.contains("&#60;img src=x onerror=alert(1)&#62;") || html.contains("&lt;img"));

@@ -55,7 +55,7 @@ pub use store::{
     ChangeReservation, ChangeSlot, ConsoleSessionRecord, ConsoleStore, DeviceRecord, DeviceStore,
     DeviceSummary, HistoryEntry, InstanceTokenStore, Lease, LoginDevice, LoginDeviceStore,
     LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, MaintenanceStore, OutboxEvent,
-    OutboxState, OutboxStats, OutboxStore, Principal, PrivacySetting, ProfileChange,
+    OutboxState, OutboxStats, OutboxStore, OwnedDevice, Principal, PrivacySetting, ProfileChange,
     ProfileFieldChange, ProfileStore, RecentChanges, Repository, Scanner, SecretStore, StoreError,
     TokenAdminStore, TokenId, TokenRecord, TokenStore,
 };

@@ -698,6 +698,15 @@ pub struct DeviceSummary {
     pub state: LoginState,
 }
 
+/// A device in the operator's grid: whose it is, too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedDevice {
+    pub owner: TokenId,
+    /// The owning token's label, if it has one.
+    pub owner_label: Option<String>,
+    pub device: DeviceSummary,
+}
+
 /// The web console: its sign-in sessions and the pages' paged reads.
 #[async_trait]
 pub trait ConsoleStore {
@@ -727,6 +736,17 @@ pub trait ConsoleStore {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<DeviceSummary>, i64), StoreError>;
+
+    /// One page of every token's devices (the operator's grid), oldest first,
+    /// and how many there are in all.
+    async fn device_page_all(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<OwnedDevice>, i64), StoreError>;
+
+    /// Every token's id and label, oldest first (labels for the operator's pages).
+    async fn token_labels(&self) -> Result<Vec<(TokenId, Option<String>)>, StoreError>;
 
     /// The avatar with this id, if it was ever stored.
     async fn find_avatar(&self, id: AvatarId) -> Result<Option<AvatarRecord>, StoreError>;

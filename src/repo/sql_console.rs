@@ -137,6 +137,69 @@ macro_rules! impl_console_store {
                 Ok((page, total))
             }
 
+            async fn device_page_all(
+                &self,
+                offset: i64,
+                limit: i64,
+            ) -> Result<(Vec<$crate::domain::OwnedDevice>, i64), $crate::domain::StoreError>
+            {
+                type Row = (i64, Option<String>, String, Option<String>, Option<String>, Option<String>, String);
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT known.token_id, t.label, app_id, wxid, nick_name, avatar_id, state FROM ( \
+                       SELECT a.token_id, a.app_id, a.wxid, a.nick_name, a.avatar_id, \
+                              COALESCE(d.login_state, 'online') AS state, a.created_at \
+                       FROM accounts a LEFT JOIN devices d ON d.app_id = a.app_id \
+                       UNION ALL \
+                       SELECT d.token_id, d.app_id, NULL, NULL, NULL, d.login_state, d.created_at \
+                       FROM devices d \
+                       WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.app_id = d.app_id) \
+                     ) AS known LEFT JOIN tokens t ON t.id = known.token_id \
+                     ORDER BY known.created_at, app_id LIMIT $1 OFFSET $2",
+                )
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await?;
+                let total: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM accounts) + \
+                            (SELECT COUNT(*) FROM devices d \
+                             WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.app_id = d.app_id))",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                let mut page = Vec::with_capacity(rows.len());
+                for (owner, owner_label, app_id, wxid, nick_name, avatar_id, state) in rows {
+                    page.push($crate::domain::OwnedDevice {
+                        owner: $crate::domain::TokenId(owner),
+                        owner_label,
+                        device: $crate::domain::DeviceSummary {
+                            app_id: $crate::domain::AppId::from_trusted(app_id),
+                            wxid: wxid.map($crate::domain::Wxid::from_trusted),
+                            nick_name,
+                            avatar_id: avatar_id.as_deref().map(super::avatar_id).transpose()?,
+                            state: $crate::domain::LoginState::parse(&state).ok_or_else(|| {
+                                sqlx::Error::Decode(format!("bad login state {state:?}").into())
+                            })?,
+                        },
+                    });
+                }
+                Ok((page, total))
+            }
+
+            async fn token_labels(
+                &self,
+            ) -> Result<Vec<($crate::domain::TokenId, Option<String>)>, $crate::domain::StoreError>
+            {
+                let rows: Vec<(i64, Option<String>)> =
+                    sqlx::query_as("SELECT id, label FROM tokens ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, label)| ($crate::domain::TokenId(id), label))
+                    .collect())
+            }
+
             async fn find_avatar(
                 &self,
                 id: $crate::domain::AvatarId,

@@ -421,3 +421,156 @@ async fn a_failed_delivery_is_retried_from_the_callbacks_page_by_its_owner_only(
     let event = repo.find_event(id).await.unwrap().unwrap();
     assert!(event.age_from >= now, "a fresh retry window: {event:?}");
 }
+
+const OPERATOR_KEY: &str = "operator-key-for-console-tests-0123";
+
+async fn spawn_operated() -> TestApp {
+    spawn_app_with(Setup {
+        tweak: |s| s.operator_key = Some(OPERATOR_KEY.into()),
+        ..Setup::default()
+    })
+    .await
+}
+
+/// Posts the sign-in form with one field (`token` or `operator_key`) the way a
+/// browser does; answers the raw answer.
+async fn try_sign_in(app: &TestApp, field: &str, value: &str) -> reqwest::Response {
+    let client = client();
+    let form = client.get(app.url("/console/login")).send().await.unwrap();
+    let pre = cookie_value(&set_cookies(form.headers()), "gewe_console_pre")
+        .unwrap()
+        .to_owned();
+    let csrf = csrf_in(&form.text().await.unwrap());
+    client
+        .post(app.url("/console/login"))
+        .header("cookie", format!("gewe_console_pre={pre}"))
+        .form_of(&[(field, value), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn operator_session(app: &TestApp) -> String {
+    let answer = try_sign_in(app, "operator_key", OPERATOR_KEY).await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    cookie_value(&set_cookies(answer.headers()), "gewe_console")
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_operator_key_signs_in_as_the_operator_who_sees_every_tokens_accounts() {
+    let app = spawn_operated().await;
+    let (a, b) = (app.new_token().await, app.new_token().await);
+    let (app_a, app_b) = (app.new_account(&a).await, app.new_account(&b).await);
+    let session = operator_session(&app).await;
+    let grid = get(&app, &session, "/console").await;
+    assert_eq!(grid.status(), StatusCode::OK);
+    let grid = grid.text().await.unwrap();
+    assert!(grid.contains(&format!("/console/a/{app_a}")), "{grid}");
+    assert!(grid.contains(&format!("/console/a/{app_b}")), "{grid}");
+    assert!(grid.contains("令牌: "), "owners shown");
+    assert!(grid.contains("/console/journal"), "operator nav");
+    for path in [
+        format!("/console/a/{app_b}"),
+        "/console/journal".into(),
+        "/console/faults".into(),
+        "/console/inject".into(),
+    ] {
+        assert_eq!(
+            get(&app, &session, &path).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn operator_sign_in_refuses_a_wrong_key_and_a_gewe_token_and_vice_versa() {
+    let app = spawn_operated().await;
+    let token = app.new_token().await;
+    let wrong = try_sign_in(&app, "operator_key", "not-the-operator-key-at-all").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(cookie_value(&set_cookies(wrong.headers()), "gewe_console").is_none());
+    let as_key = try_sign_in(&app, "operator_key", &token).await;
+    assert_eq!(as_key.status(), StatusCode::UNAUTHORIZED);
+    assert!(cookie_value(&set_cookies(as_key.headers()), "gewe_console").is_none());
+    // The operator key is no GeWe token: not in the console's token form…
+    let as_token = try_sign_in(&app, "token", OPERATOR_KEY).await;
+    assert_eq!(as_token.status(), StatusCode::UNAUTHORIZED);
+    // … nor on the GeWe API.
+    let answer: serde_json::Value = app
+        .client
+        .post(app.url("/v2/api/personal/getProfile"))
+        .header("X-GEWE-TOKEN", OPERATOR_KEY)
+        .json(&json!({"appId": "wx_whatever"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(answer["ret"], 200, "{answer}");
+
+    // With the operator API off there is no operator form, and no operator.
+    let off = spawn_app().await;
+    let form = client()
+        .get(off.url("/console/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!form.contains("operator_key"));
+    let refused = try_sign_in(&off, "operator_key", OPERATOR_KEY).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn token_sessions_get_403_on_operator_pages() {
+    let app = spawn_operated().await;
+    let token = app.new_token().await;
+    let (session, _) = sign_in(&app, &token).await;
+    let grid = get(&app, &session, "/console").await.text().await.unwrap();
+    assert!(!grid.contains("/console/journal"), "no operator nav");
+    for path in ["/console/journal", "/console/faults", "/console/inject"] {
+        assert_eq!(
+            get(&app, &session, path).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let csrf = csrf_in(&grid);
+    for (path, form) in [
+        ("/console/faults", vec![("preset", "risk-control")]),
+        ("/console/faults/clear", vec![]),
+        (
+            "/console/inject",
+            vec![("app_id", "wx_x"), ("content", "hi")],
+        ),
+    ] {
+        let mut pairs = form;
+        pairs.push(("csrf", csrf.as_str()));
+        let answer = client()
+            .post(app.url(path))
+            .header("cookie", format!("gewe_console={session}"))
+            .form_of(&pairs)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let rules: serde_json::Value = app
+        .client
+        .post(app.url("/operator/listFaults"))
+        .header("X-GEWE-OPERATOR-KEY", OPERATOR_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rules["data"]["rules"], json!([]), "{rules}");
+}

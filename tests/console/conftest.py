@@ -17,6 +17,7 @@ from playwright.sync_api import sync_playwright
 SERVER = os.environ["GEWE_CONSOLE_SERVER"]
 BIN = os.environ["GEWE_CONSOLE_BIN"]
 CHROMIUM = os.environ.get("GEWE_CONSOLE_CHROMIUM", "/usr/bin/chromium")
+OPERATOR_KEY = os.environ["GEWE_CONSOLE_OPERATOR_KEY"]
 
 
 def cli(*args):
@@ -84,6 +85,13 @@ def sign_in(page, token):
     assert page.url.endswith("/console/login")
     page.get_by_label("GeWe 令牌").fill(token)
     page.get_by_role("button", name="登录").click()
+    page.wait_for_url(f"{SERVER}/console")
+
+
+def sign_in_as_operator(page):
+    page.goto(f"{SERVER}/console/login")
+    page.get_by_label("运营密钥").fill(OPERATOR_KEY)
+    page.get_by_role("button", name="以运营者身份进入").click()
     page.wait_for_url(f"{SERVER}/console")
 
 

@@ -8,7 +8,16 @@ import sys
 import time
 import zlib
 
-from conftest import CHROMIUM, SERVER, Receiver, api, new_account, new_token, sign_in
+from conftest import (
+    CHROMIUM,
+    SERVER,
+    Receiver,
+    api,
+    new_account,
+    new_token,
+    sign_in,
+    sign_in_as_operator,
+)
 from playwright.sync_api import sync_playwright
 
 
@@ -100,6 +109,19 @@ def main(out):
         page.goto(f"{SERVER}/console/callbacks")
         page.wait_for_load_state("networkidle")
         page.screenshot(path=f"{out}/callbacks.png", full_page=True)
+        # The operator's journal: a few GeWe calls of the bot, one request open.
+        api("/personal/getProfile", token, {"appId": apps[1]})
+        api("/personal/updateProfile", token, {"appId": apps[1], "city": "杭州"})
+        api("/personal/getSafetyInfo", token, {"appId": apps[2]})
+        api("/login/checkOnline", token, {"appId": apps[3]})
+        operator = browser.new_context(
+            locale="zh-CN", viewport={"width": 1200, "height": 800}, device_scale_factor=1
+        )
+        page = operator.new_page()
+        sign_in_as_operator(page)
+        page.goto(f"{SERVER}/console/journal")
+        page.locator("tr.entry").first.locator("details").nth(1).locator("summary").click()
+        page.screenshot(path=f"{out}/journal.png", full_page=False)
         browser.close()
     receiver.close()
 
