@@ -6,6 +6,8 @@
 #   (d) peak RSS, 32 × 12 MP updates at once vs 256 MiB
 #   (e) getProfile p99 with 1 M accounts    vs with 1 k accounts
 #   (f) server CPU per updateHeadImg of bytes already rendered vs a full render
+#   (g) callbacks: injected messages delivered to a loopback receiver, 500/s
+#       (absolute figures: rate, lost, commit → receiver latency; goal ≥ 500/s, p99 ≤ 50 ms)
 # Writes docs/benchmarks/README.md and docs/benchmarks/chart.svg.
 #
 # Usage (root on Debian/Ubuntu; installs nginx, wrk, libvips, sqlite3 and a
@@ -235,6 +237,11 @@ for f in photo-1080p.jpg photo-12mp.jpg; do
   log "(f) $f: updateHeadImg of bytes already rendered vs a full render (server CPU)"
   BENCH_ROUNDS=$ROUNDS bench/resend.sh "$GEWE" "$WORK/inputs/$f" "$RESULTS/f-$f.json"
 done
+
+# ------------------------------------------------------------------ (g)
+log "(g) callbacks: messages injected at 500/s, delivered to a loopback receiver"
+/usr/bin/python3 bench/callbacks.py "$GEWE" --rate 500 --seconds "$([ "$QUICK" = 1 ] && echo 5 || echo 60)" \
+  | tee "$RESULTS/g-callbacks.json"
 
 # ------------------------------------------------------------------ report
 log "report"
