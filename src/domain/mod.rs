@@ -29,7 +29,7 @@ pub use accounts::{AccountDraft, Accounts, Profile};
 pub use avatar_id::{AvatarId, AvatarSize};
 pub use avatars::{AvatarError, AvatarUpdater, AvatarUpdaterConfig, ChangeLimit};
 pub use callbacks::{CallbackError, Callbacks, callback_failure};
-pub use clock::{Clock, ManualClock};
+pub use clock::{Clock, ManualClock, utc_parts};
 pub use control_store::{
     ContactRecord, ControlStore, Direction, FaultDraw, FaultRule, JournalEntry, JournalQuery,
     MessageRecord,
