@@ -108,14 +108,10 @@ pub struct FaultsData {
     ),
 )]
 pub async fn add_fault(
-    _: Operator,
+    Operator(control): Operator,
     State(state): State<AppState>,
     GeweJson(request): GeweJson<AddFaultRequest>,
 ) -> Result<Envelope<FaultView>, ApiError> {
-    let control = state
-        .control
-        .as_ref()
-        .ok_or_else(|| ApiError::new("operator API is off"))?;
     let owner = named_token(&state, request.token.as_deref()).await?;
     let rule = control
         .faults
@@ -151,14 +147,10 @@ pub async fn add_fault(
     ),
 )]
 pub async fn list_faults(
-    _: Operator,
+    Operator(control): Operator,
     State(state): State<AppState>,
     GeweJson(request): GeweJson<TokenScope>,
 ) -> Result<Envelope<FaultsData>, ApiError> {
-    let control = state
-        .control
-        .as_ref()
-        .ok_or_else(|| ApiError::new("operator API is off"))?;
     let owner = named_token(&state, request.token.as_deref()).await?;
     let rules = control
         .faults
@@ -187,14 +179,10 @@ pub async fn list_faults(
     ),
 )]
 pub async fn clear_faults(
-    _: Operator,
+    Operator(control): Operator,
     State(state): State<AppState>,
     GeweJson(request): GeweJson<TokenScope>,
 ) -> Result<Envelope<Deleted>, ApiError> {
-    let control = state
-        .control
-        .as_ref()
-        .ok_or_else(|| ApiError::new("operator API is off"))?;
     let owner = named_token(&state, request.token.as_deref()).await?;
     let deleted = control
         .faults

@@ -67,14 +67,10 @@ pub struct JournalData {
     ),
 )]
 pub async fn journal(
-    _: Operator,
+    Operator(control): Operator,
     State(state): State<AppState>,
     GeweJson(request): GeweJson<JournalRequest>,
 ) -> Result<Envelope<JournalData>, ApiError> {
-    let control = state
-        .control
-        .as_ref()
-        .ok_or_else(|| ApiError::new("operator API is off"))?;
     let owner = named_token(&state, request.token.as_deref()).await?;
     let entries = control
         .journal
@@ -142,14 +138,10 @@ impl Deleted {
     ),
 )]
 pub async fn clear_journal(
-    _: Operator,
+    Operator(control): Operator,
     State(state): State<AppState>,
     GeweJson(request): GeweJson<TokenScope>,
 ) -> Result<Envelope<Deleted>, ApiError> {
-    let control = state
-        .control
-        .as_ref()
-        .ok_or_else(|| ApiError::new("operator API is off"))?;
     let owner = named_token(&state, request.token.as_deref()).await?;
     let deleted = control
         .journal

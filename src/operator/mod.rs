@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{ApiError, AppState};
+use crate::api::{ApiError, AppState, ControlPlane};
 use crate::auth::OPERATOR_HEADER;
 use crate::domain::{DomainError, TokenId};
 
@@ -36,8 +36,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(seed::seed))
 }
 
-/// Proof that the request carries an operator key.
-pub struct Operator;
+/// Proof that the request carries an operator key, with the control plane it
+/// operates (present whenever the operator API is on).
+pub struct Operator(pub ControlPlane);
 
 /// Why a request is not an operator's.
 pub enum Refusal {
@@ -79,16 +80,16 @@ impl FromRequestParts<AppState> for Operator {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if state.control.is_none() {
+        let Some(control) = state.control.clone() else {
             return Err(Refusal::Off);
-        }
+        };
         let presented = parts
             .headers
             .get(OPERATOR_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         match state.operator_keys.verify(presented).await {
-            Ok(true) => Ok(Operator),
+            Ok(true) => Ok(Operator(control)),
             Ok(false) => Err(Refusal::NoKey),
             Err(e) => Err(Refusal::Failed(ApiError::internal(e))),
         }
