@@ -258,7 +258,8 @@ impl Services {
             let port = free_port();
             let options = format!(
                 "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 \
+                 -c max_wal_size=256MB",
                 pg_dir.display()
             );
             let status = pg_command(&self.pg_bin, "pg_ctl")
@@ -340,8 +341,12 @@ impl Services {
         let mut admin = sqlx::PgConnection::connect(&self.admin_url())
             .await
             .expect("PostgreSQL answers");
+        // FILE_COPY: the default (WAL_LOG) writes the whole template into the WAL
+        // for every test database, hundreds of them per run.
         admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE {name} STRATEGY FILE_COPY"
+            )))
             .await
             .unwrap();
         admin.close().await.unwrap();
