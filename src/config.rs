@@ -115,6 +115,9 @@ pub struct Settings {
     pub callback_prune_days: i64,
     /// Callback deliveries in flight at once (each to a different device).
     pub callback_concurrency: usize,
+    /// How often the outbox is looked at for events this process did not
+    /// write itself (another instance's, the CLI's, retries coming due).
+    pub callback_poll_ms: u64,
     /// Turns the operator API (the test control plane) on: the key its
     /// `X-GEWE-OPERATOR-KEY` header must carry. Unset: on only if
     /// `gewe operator-key create` stored a key.
@@ -460,6 +463,7 @@ impl Default for Settings {
             callback_max_age_secs: 24 * 60 * 60,
             callback_prune_days: 7,
             callback_concurrency: 32,
+            callback_poll_ms: 200,
             operator_key: None,
             journal_limit: 10_000,
             metrics_listen: None,
@@ -689,7 +693,7 @@ impl Settings {
     /// refuse every picture or stop every request, a retry cap below its base.
     fn check_meaning(&self, figment: &Figment) -> Result<(), Box<figment::Error>> {
         let d = Settings::default();
-        let above_zero: [(&str, i128, i128); 18] = [
+        let above_zero: [(&str, i128, i128); 19] = [
             (
                 "database_max_connections",
                 self.database_max_connections.into(),
@@ -779,6 +783,11 @@ impl Settings {
                 "callback_concurrency",
                 self.callback_concurrency as i128,
                 d.callback_concurrency as i128,
+            ),
+            (
+                "callback_poll_ms",
+                self.callback_poll_ms.into(),
+                d.callback_poll_ms.into(),
             ),
         ];
         let mut problems: Vec<String> = above_zero

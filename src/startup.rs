@@ -18,8 +18,8 @@ use crate::config::{ConnectionLimits, Settings, Storage, TokenIssuing};
 use crate::console::{self, Console, ConsoleSettings};
 use crate::delivery::{Dispatcher, DispatcherConfig};
 use crate::domain::{
-    Accounts, AvatarUpdater, BlobGc, Callbacks, Clock, Faults, Journal, Logins, Messages, Profiles,
-    Repository, StoreError,
+    Accounts, AvatarUpdater, BlobGc, Callbacks, Clock, Faults, Journal, Logins, Messages,
+    OutboxSignal, Profiles, Repository, StoreError,
 };
 use crate::fetch::Fetcher;
 use crate::operator;
@@ -248,6 +248,7 @@ pub fn dispatcher_config(settings: &Settings) -> DispatcherConfig {
         // A lease outlives any one attempt by a wide margin.
         lease_secs: defaults.lease_secs.max(attempt_secs.saturating_mul(4)),
         max_in_flight: settings.callback_concurrency.max(1),
+        poll_interval: Duration::from_millis(settings.callback_poll_ms.max(1)),
         retry_base_secs: settings.callback_retry_base_secs.max(1),
         retry_cap_secs: settings.callback_retry_cap_secs.max(1),
         max_age_secs: settings.callback_max_age_secs.max(0),
@@ -270,6 +271,7 @@ pub async fn open_services(
     // Callbacks go out over the same network as picture fetches, with their own
     // allow list and limits.
     let callback_fetcher = fetcher.reconfigured(settings.callback_fetch_config());
+    let outbox_signal = OutboxSignal::default();
     let configured_key = settings.operator_key.as_ref().map(|k| k.expose_secret());
     if let Some(key) = configured_key
         && key.trim().chars().count() < MIN_CONFIGURED_LEN
@@ -289,10 +291,21 @@ pub async fn open_services(
             clock: clock.clone(),
         });
     Ok(Services {
-        messages: Messages::new(repo.clone(), storage.clone(), clock.clone()),
+        messages: Messages::new(
+            repo.clone(),
+            storage.clone(),
+            clock.clone(),
+            outbox_signal.clone(),
+        ),
         operator_keys,
         control,
-        callbacks: Callbacks::new(repo.clone(), callback_fetcher, clock.clone()),
+        callbacks: Callbacks::new(
+            repo.clone(),
+            callback_fetcher,
+            clock.clone(),
+            outbox_signal.clone(),
+        ),
+        outbox_signal,
         tokens: Tokens::new(repo.clone(), clock.clone()),
         accounts: Accounts::new(repo.clone(), storage.clone(), clock.clone()),
         logins: Logins::new(
@@ -423,6 +436,7 @@ impl Application {
         });
         let dispatcher = Dispatcher::new(
             services.repo.clone(),
+            services.outbox_signal.clone(),
             callback_fetcher,
             clock,
             dispatcher_config(settings),

@@ -30,8 +30,8 @@ pub use envelope::{ApiError, DataOrError, Envelope, ErrorDetail, JSON_UTF8};
 
 use crate::auth::{Issuing, OperatorKeys, Tokens};
 use crate::domain::{
-    Accounts, AvatarId, AvatarSize, AvatarUpdater, Callbacks, Logins, Messages, Profiles,
-    Repository,
+    Accounts, AvatarId, AvatarSize, AvatarUpdater, Callbacks, Logins, Messages, OutboxSignal,
+    Profiles, Repository,
 };
 use crate::storage::BlobStore;
 
@@ -52,6 +52,8 @@ pub struct Services {
     pub profiles: Profiles,
     pub callbacks: Callbacks,
     pub messages: Messages,
+    /// Rung when an event is committed; the dispatcher waits on it.
+    pub outbox_signal: OutboxSignal,
     pub operator_keys: OperatorKeys,
     /// The journal and fault rules; `None` while the operator API is off.
     pub control: Option<ControlPlane>,

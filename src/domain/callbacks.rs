@@ -6,7 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{
-    AppId, Clock, DomainError, NewEvent, OutboxEvent, Repository, TokenId, check_url, test_ping,
+    AppId, Clock, DomainError, NewEvent, OutboxEvent, OutboxSignal, Repository, TokenId, check_url,
+    test_ping,
 };
 use crate::fetch::{FetchError, Fetcher};
 
@@ -60,15 +61,22 @@ pub struct Callbacks {
     repo: Arc<dyn Repository>,
     fetcher: Fetcher,
     clock: Clock,
+    signal: OutboxSignal,
 }
 
 impl Callbacks {
     /// `fetcher` is the callback sender (its own allow list and limits).
-    pub fn new(repo: Arc<dyn Repository>, fetcher: Fetcher, clock: Clock) -> Self {
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        fetcher: Fetcher,
+        clock: Clock,
+        signal: OutboxSignal,
+    ) -> Self {
         Callbacks {
             repo,
             fetcher,
             clock,
+            signal,
         }
     }
 
@@ -135,7 +143,11 @@ impl Callbacks {
             .await?
             .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
         let event = NewEvent::offline(owner, app_id, &account.wxid, self.clock.unix_now());
-        Ok(self.repo.enqueue_event(&event).await?)
+        let id = self.repo.enqueue_event(&event).await?;
+        if id.is_some() {
+            self.signal.committed();
+        }
+        Ok(id)
     }
 
     /// The token's deliveries, newest first.

@@ -92,6 +92,25 @@ pub struct AddMsg {
     pub msg_seq: i64,
 }
 
+/// Rings this process's callback dispatcher when an event is committed, so it
+/// delivers at once instead of at its next poll. Instances sharing the
+/// database still find each other's events by polling.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxSignal(std::sync::Arc<tokio::sync::Notify>);
+
+impl OutboxSignal {
+    /// After the commit that wrote an event. A ring with nobody waiting is
+    /// kept for the next wait, so none is lost.
+    pub fn committed(&self) {
+        self.0.notify_one();
+    }
+
+    /// Until the next ring.
+    pub async fn rung(&self) {
+        self.0.notified().await;
+    }
+}
+
 /// An event for the outbox: whom it goes to (the token's callback URL at
 /// delivery time), which device's queue it joins, and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

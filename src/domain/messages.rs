@@ -9,8 +9,8 @@ use rand::Rng;
 use super::accounts::{identicon_avatar, online_account};
 use super::events::{AddMsg, ImgBuf, WxString};
 use super::{
-    AppId, Clock, ContactRecord, Direction, DomainError, MessageRecord, NewEvent, Repository,
-    StoreError, TokenId, Wxid,
+    AppId, Clock, ContactRecord, Direction, DomainError, MessageRecord, NewEvent, OutboxSignal,
+    Repository, StoreError, TokenId, Wxid,
 };
 use crate::storage::BlobStore;
 
@@ -69,14 +69,21 @@ pub struct Messages {
     repo: Arc<dyn Repository>,
     storage: BlobStore,
     clock: Clock,
+    signal: OutboxSignal,
 }
 
 impl Messages {
-    pub fn new(repo: Arc<dyn Repository>, storage: BlobStore, clock: Clock) -> Self {
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        storage: BlobStore,
+        clock: Clock,
+        signal: OutboxSignal,
+    ) -> Self {
         Messages {
             repo,
             storage,
             clock,
+            signal,
         }
     }
 
@@ -180,6 +187,9 @@ impl Messages {
             let event = NewEvent::add_msg(owner, app_id, &account.wxid, &data, now);
             match self.repo.insert_message(&message, Some(&event)).await {
                 Ok(event_id) => {
+                    if event_id.is_some() {
+                        self.signal.committed();
+                    }
                     return Ok(Injected {
                         message,
                         from_wxid: sender.to_string(),

@@ -34,7 +34,7 @@ pub use control_store::{
     ContactRecord, ControlStore, Direction, FaultDraw, FaultRule, JournalEntry, JournalQuery,
     MessageRecord,
 };
-pub use events::{AddMsg, EventType, NewEvent, TEST_MSG, test_ping};
+pub use events::{AddMsg, EventType, NewEvent, OutboxSignal, TEST_MSG, test_ping};
 pub use faults::{FaultAction, FaultPreset, FaultSpec, Faults, RISK_CONTROL_MSG, unit_draw};
 pub use fetchable_url::{BadUrlReason, MAX_URL_LEN, check_url};
 pub use gc::{BlobGc, GcReport};

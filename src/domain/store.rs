@@ -611,8 +611,10 @@ pub trait OutboxStore {
         limit: i64,
     ) -> Result<Vec<OutboxEvent>, StoreError>;
 
-    /// Marks a claimed event delivered; false when `holder` no longer holds it.
-    async fn mark_delivered(&self, id: i64, holder: &str, now: i64) -> Result<bool, StoreError>;
+    /// Marks claimed events delivered, all in one commit (under load the
+    /// commits, not the statements, are what a database can do so many of per
+    /// second). Answers how many of them `holder` still held.
+    async fn mark_delivered(&self, ids: &[i64], holder: &str, now: i64) -> Result<u64, StoreError>;
 
     /// Releases a claimed event for another attempt at `next_attempt_at`.
     async fn schedule_retry(

@@ -167,21 +167,27 @@ macro_rules! impl_outbox {
 
             async fn mark_delivered(
                 &self,
-                id: i64,
+                ids: &[i64],
                 holder: &str,
                 now: i64,
-            ) -> Result<bool, $crate::domain::StoreError> {
-                let done = sqlx::query(
-                    "UPDATE outbox SET state = 'delivered', finished_at = $3, last_error = NULL, \
-                     lease_holder = NULL, lease_until = NULL \
-                     WHERE id = $1 AND lease_holder = $2 AND state = 'pending'",
-                )
-                .bind(id)
-                .bind(holder)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
+            ) -> Result<u64, $crate::domain::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut held = 0;
+                for id in ids {
+                    held += sqlx::query(
+                        "UPDATE outbox SET state = 'delivered', finished_at = $3, \
+                         last_error = NULL, lease_holder = NULL, lease_until = NULL \
+                         WHERE id = $1 AND lease_holder = $2 AND state = 'pending'",
+                    )
+                    .bind(id)
+                    .bind(holder)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(held)
             }
 
             async fn schedule_retry(

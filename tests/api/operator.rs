@@ -180,6 +180,42 @@ async fn an_injected_private_message_reaches_the_bot_in_gewes_exact_shape() {
 }
 
 #[tokio::test]
+async fn injected_messages_are_sent_when_committed_not_at_the_next_poll() {
+    // The dispatcher looks at the outbox once at start, then not for an hour:
+    // only the commit's signal can send these in time.
+    let app = spawn_app_with(Setup {
+        tweak: |s| {
+            s.operator_key = Some(KEY.into());
+            s.callback_poll_ms = 3_600_000;
+        },
+        ..Setup::default()
+    })
+    .await;
+    let (_token, app_id, receiver) = bot(&app).await;
+    for n in 0..3 {
+        ok(
+            &app,
+            "injectMessage",
+            json!({"appId": app_id, "fromWxid": "wxid_friend0001", "content": format!("m{n}")}),
+        )
+        .await;
+    }
+    let bodies = receiver.wait_for(4, PATIENCE).await;
+    // In the order they were injected.
+    let contents: Vec<String> = bodies[1..]
+        .iter()
+        .map(|raw| {
+            let event: Value = serde_json::from_str(raw).unwrap();
+            event["Data"]["Content"]["string"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(contents, ["m0", "m1", "m2"]);
+}
+
+#[tokio::test]
 async fn a_group_mention_carries_the_sender_prefix_the_atuserlist_and_the_push_text() {
     let app = spawn_operated().await;
     let (token, app_id, receiver) = bot(&app).await;

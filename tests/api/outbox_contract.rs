@@ -109,7 +109,7 @@ async fn claims_keep_each_devices_order_and_one_in_flight_per_device() {
             .await
             .unwrap()
     );
-    assert!(repo.mark_delivered(ids[2], "a", NOW).await.unwrap());
+    assert_eq!(repo.mark_delivered(&[ids[2]], "a", NOW).await.unwrap(), 1);
     assert!(
         repo.claim_events(NOW + 59, &lease("a", NOW + 59), 10)
             .await
@@ -138,7 +138,10 @@ async fn claims_keep_each_devices_order_and_one_in_flight_per_device() {
         .await
         .unwrap();
     assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[1]]);
-    assert!(repo.mark_delivered(ids[1], "a", NOW + 60).await.unwrap());
+    assert_eq!(
+        repo.mark_delivered(&[ids[1]], "a", NOW + 60).await.unwrap(),
+        1
+    );
     let claimed = repo
         .claim_events(NOW + 60, &lease("a", NOW + 60), 10)
         .await
@@ -198,12 +201,57 @@ async fn a_lease_that_runs_out_is_taken_over() {
     assert_eq!(taken.len(), 1);
     assert_eq!((taken[0].id, taken[0].attempts), (id, 2));
     // The late outcome of the dead holder is not recorded; the new holder's is.
-    assert!(!dead.mark_delivered(id, "dead", NOW + 31).await.unwrap());
-    assert!(alive.mark_delivered(id, "alive", NOW + 31).await.unwrap());
+    assert_eq!(
+        dead.mark_delivered(&[id], "dead", NOW + 31).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        alive
+            .mark_delivered(&[id], "alive", NOW + 31)
+            .await
+            .unwrap(),
+        1
+    );
     // Pruned only once old enough.
     assert_eq!(alive.prune_delivered(NOW + 31).await.unwrap(), 0);
     assert_eq!(alive.prune_delivered(NOW + 32).await.unwrap(), 1);
     assert!(alive.find_event(id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn deliveries_are_recorded_in_batches_and_only_where_the_lease_is_held() {
+    let data = TestData::new().await;
+    let (mine, theirs) = (data.repo().await, data.repo().await);
+    let owner = token_with_callback(&mine, "hash-batch").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = mine
+            .enqueue_event(&offline(owner, &AppId::generate(), NOW))
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(id);
+    }
+    assert_eq!(
+        mine.claim_events(NOW, &lease("mine", NOW), 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let stolen = theirs
+        .claim_events(NOW, &lease("theirs", NOW), 10)
+        .await
+        .unwrap();
+    assert_eq!(stolen.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[2]]);
+
+    // One commit for the batch; the event this holder never held is left alone.
+    assert_eq!(mine.mark_delivered(&ids, "mine", NOW).await.unwrap(), 2);
+    for (id, state) in ids.iter().zip(["delivered", "delivered", "pending"]) {
+        let event = mine.find_event(*id).await.unwrap().unwrap();
+        assert_eq!(event.state.as_str(), state, "event {id}");
+    }
+    assert_eq!(mine.mark_delivered(&[], "mine", NOW).await.unwrap(), 0);
 }
 
 #[tokio::test]
