@@ -53,6 +53,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "token_admin",
         include_str!("../../migrations/postgres/0009_token_admin.sql"),
     ),
+    (
+        10,
+        "journal_filters",
+        include_str!("../../migrations/postgres/0010_journal_filters.sql"),
+    ),
 ];
 
 /// PostgreSQL, for any number of instances sharing one database. Every guarantee

@@ -335,15 +335,25 @@ macro_rules! impl_control_store {
                 .execute(&self.pool)
                 .await?;
                 if let Some(keep) = trim_to {
-                    sqlx::query(
-                        "DELETE FROM journal WHERE token_id IS NOT DISTINCT FROM $1 AND id <= \
-                         (SELECT id FROM journal WHERE token_id IS NOT DISTINCT FROM $1 \
-                          ORDER BY id DESC LIMIT 1 OFFSET $2)",
-                    )
-                    .bind(owner)
-                    .bind(keep.max(1))
-                    .execute(&self.pool)
-                    .await?;
+                    // `= $1` and `IS NULL` written out, not `IS NOT DISTINCT FROM`,
+                    // which PostgreSQL cannot answer from the index.
+                    let keep = keep.max(1);
+                    let trim = match owner {
+                        Some(owner) => sqlx::query(
+                            "DELETE FROM journal WHERE token_id = $1 AND id <= \
+                             (SELECT id FROM journal WHERE token_id = $1 \
+                              ORDER BY id DESC LIMIT 1 OFFSET $2)",
+                        )
+                        .bind(owner)
+                        .bind(keep),
+                        None => sqlx::query(
+                            "DELETE FROM journal WHERE token_id IS NULL AND id <= \
+                             (SELECT id FROM journal WHERE token_id IS NULL \
+                              ORDER BY id DESC LIMIT 1 OFFSET $1)",
+                        )
+                        .bind(keep),
+                    };
+                    trim.execute(&self.pool).await?;
                 }
                 Ok(())
             }
@@ -352,22 +362,35 @@ macro_rules! impl_control_store {
                 &self,
                 query: &$crate::domain::JournalQuery,
             ) -> Result<Vec<$crate::domain::JournalEntry>, $crate::domain::StoreError> {
-                let rows = sqlx::query(concat!(
+                // Only the filters given are written, so each is a plain
+                // condition the planner can answer from an index (`id > …` from
+                // the key, `token_id = …` from journal_token); `$n IS NULL OR …`
+                // would read the whole table whenever fewer rows match than
+                // the limit, as an `afterId` poll does.
+                let mut sql = sqlx::QueryBuilder::<$db>::new(concat!(
                     "SELECT ",
                     super::sql_control::journal_columns!(),
-                    " FROM (SELECT * FROM journal WHERE ($1 IS NULL OR token_id = $1) \
-                     AND ($2 IS NULL OR route = $2) AND ($3 IS NULL OR app_id = $3) \
-                     AND ($4 IS NULL OR at_ms >= $4) AND ($5 IS NULL OR id > $5) \
-                     ORDER BY id DESC LIMIT $6) AS newest ORDER BY id"
-                ))
-                .bind(query.owner.map(|o| o.0))
-                .bind(query.route.as_deref())
-                .bind(query.app_id.as_deref())
-                .bind(query.since_ms)
-                .bind(query.after_id)
-                .bind(query.limit)
-                .fetch_all(&self.pool)
-                .await?;
+                    " FROM (SELECT * FROM journal WHERE 1 = 1"
+                ));
+                if let Some(owner) = query.owner {
+                    sql.push(" AND token_id = ").push_bind(owner.0);
+                }
+                if let Some(route) = &query.route {
+                    sql.push(" AND route = ").push_bind(route.clone());
+                }
+                if let Some(app_id) = &query.app_id {
+                    sql.push(" AND app_id = ").push_bind(app_id.clone());
+                }
+                if let Some(since_ms) = query.since_ms {
+                    sql.push(" AND at_ms >= ").push_bind(since_ms);
+                }
+                if let Some(after_id) = query.after_id {
+                    sql.push(" AND id > ").push_bind(after_id);
+                }
+                sql.push(" ORDER BY id DESC LIMIT ")
+                    .push_bind(query.limit)
+                    .push(") AS newest ORDER BY id");
+                let rows = sql.build().fetch_all(&self.pool).await?;
                 Ok(rows
                     .iter()
                     .map(super::sql_control::journal_from_row)

@@ -53,6 +53,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "token_admin",
         include_str!("../../migrations/sqlite/0009_token_admin.sql"),
     ),
+    (
+        10,
+        "journal_filters",
+        include_str!("../../migrations/sqlite/0010_journal_filters.sql"),
+    ),
 ];
 
 /// The embedded default: one SQLite file in WAL mode, shared safely with the CLI
