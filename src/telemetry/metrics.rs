@@ -48,6 +48,9 @@ const SECONDS_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often recorded durations are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The process's recorder, installed on first call.
 fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
@@ -60,6 +63,21 @@ fn handle() -> &'static PrometheusHandle {
             tracing::warn!("a metrics recorder was installed elsewhere; /metrics stays empty");
         }
         describe();
+        // The recorder keeps every duration sample until upkeep folds it into
+        // the buckets; only a scrape did that, so a server nobody scraped
+        // kept ~24 bytes of every request, forever.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+        }
         handle
     })
 }
