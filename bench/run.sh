@@ -27,8 +27,10 @@ ROOT=$PWD
 WORK=$ROOT/target/bench
 RESULTS=$WORK/results
 QUICK=${BENCH_QUICK:-0}
-GEWE_PORT=${BENCH_GEWE_PORT:-38531}
-NGINX_PORT=${BENCH_NGINX_PORT:-38080}
+# Below the kernel's ephemeral range (32768–60999 by default), where a client
+# socket of any load run on the machine may hold a port for a while.
+GEWE_PORT=${BENCH_GEWE_PORT:-28531}
+NGINX_PORT=${BENCH_NGINX_PORT:-28080}
 OPERATOR_KEY=bench-operator-key-0123456789abcdef
 if [ "$QUICK" = 1 ]; then
   ROUNDS=2 MIN_MS=200 LOAD_S=3 BIG_N=20000 REPEATS=2 REPEAT_S=2
@@ -127,7 +129,8 @@ http {
 }
 NGINX
 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
 # The pictures that updates fetch, each URL distinct bytes (bench/pictures.py):
 # the server reuses the avatar of bytes it has already rendered.
 rm -f "$WORK/pictures.port"
@@ -163,7 +166,8 @@ start_gewe() { # dir; extra settings come from the caller's environment
   GEWE_PID=$!
   PIDS+=("$GEWE_PID")
   for _ in $(seq 100); do
-    curl -fs "http://127.0.0.1:$GEWE_PORT/healthz" >/dev/null && return 0
+    curl -fs "http://127.0.0.1:$GEWE_PORT/healthz" >/dev/null && kill -0 "$GEWE_PID" 2>/dev/null \
+      && return 0
     sleep 0.1
   done
   echo "gewe did not start" >&2
@@ -179,6 +183,8 @@ for _ in $(seq 50); do
   [ -n "$PICS_PORT" ] && curl -s "http://127.0.0.1:$NGINX_PORT/" -o /dev/null && break
   sleep 0.1
 done
+# Whatever answered must be ours: a server left on the port would be measured.
+kill -0 "$NGINX_PID" 2>/dev/null || { echo "nginx did not start" >&2; exit 1; }
 log "nginx on 127.0.0.1:$NGINX_PORT, pictures on 127.0.0.1:$PICS_PORT"
 
 export BENCH_LUA_DIR=$ROOT/bench/wrk
