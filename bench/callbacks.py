@@ -2,12 +2,22 @@
 fixed rate, delivered by the real `gewe serve` to a receiver on loopback.
 
     python3 bench/callbacks.py GEWE_BINARY [--rate 500] [--seconds 60] [--devices 16]
+                               [--data-dir DIR [--prepare]]
 
 Prints one JSON document: injected, delivered, lost, duplicated, the injection
-rate reached, the delivery rate, and commit → receiver latency percentiles (from
-the moment the inject call returned, i.e. after the commit, to the moment the
-receiver read the callback). Standard library only; loopback only; bounded in
-time (the run, then at most 60 s to drain).
+rate reached, the delivery rate (overall and per --window seconds), and
+commit → receiver latency percentiles (from the moment the inject call
+returned, i.e. after the commit, to the moment the receiver read the
+callback). Injection stops after --seconds even when --rate is more than the
+server takes (then the rates say what it took).
+
+--data-dir runs the server on DIR and keeps it (by default a temporary one);
+with --prepare the script only seeds the token and its devices there, sets the
+callback URL and stops the server, so that rows can be added to the database
+before a measuring run on the same DIR (how bench/run.sh fills the outbox).
+
+Standard library only; loopback only; bounded in time (the run, then at most
+60 s to drain).
 """
 
 import argparse
@@ -54,7 +64,12 @@ def main():
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--devices", type=int, default=16)
     parser.add_argument("--injectors", type=int, default=4)
+    parser.add_argument("--window", type=float, default=5)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--prepare", action="store_true")
     args = parser.parse_args()
+    if args.prepare and not args.data_dir:
+        parser.error("--prepare needs --data-dir")
 
     received = {}
     duplicates = [0]
@@ -85,7 +100,7 @@ def main():
     receiver.daemon_threads = True
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
 
-    data = tempfile.mkdtemp()
+    data = args.data_dir or tempfile.mkdtemp()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEWE_")}
     env.update(GEWE_DATA_DIR=data, GEWE_LISTEN=f"127.0.0.1:{port}", GEWE_OPERATOR_KEY=KEY)
@@ -116,16 +131,23 @@ def main():
             {"X-GEWE-TOKEN": TOKEN},
         )
         assert answer["ret"] == 200, answer
+        if args.prepare:
+            print(json.dumps({"prepared": data, "devices": app_ids}))
+            return 0
 
         injected = {}
         total = int(args.rate * args.seconds)
         started = time.monotonic()
         errors = [0]
 
+        stop_at = started + args.seconds
+
         def injector(index):
             client = Client(port)
             for n in range(index, total, args.injectors):
                 due = started + n / args.rate
+                if time.monotonic() >= stop_at:
+                    break
                 delay = due - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
@@ -159,7 +181,13 @@ def main():
         with lock:
             latencies = sorted(received[k] - t for k, t in injected.items() if k in received)
             last = max(received.values()) if received else started
+            arrivals = [received[k] - started for k in injected if k in received]
         delivered = len(latencies)
+        windows = [0] * max(1, int(inject_seconds // args.window))
+        for at in arrivals:
+            if int(at // args.window) < len(windows):
+                windows[int(at // args.window)] += 1
+        window_rates = [round(n / args.window, 1) for n in windows]
 
         def pct(p):
             return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1) if latencies else None
@@ -171,13 +199,15 @@ def main():
             "delivered": delivered, "lost": len(injected) - delivered, "duplicated": duplicates[0],
             "delivery_rate": round(delivered / max(last - started, 1e-9), 1),
             "drain_seconds": round(drained - inject_seconds, 2),
+            "window_s": args.window, "window_rates": window_rates,
             "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)},
         }))
     finally:
         server.terminate()
         server.wait(timeout=30)
         receiver.shutdown()
-        shutil.rmtree(data, ignore_errors=True)
+        if not args.data_dir:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Issue 15's headline rows 1–4, measured in situ: the running `gewe serve`'s own
+# CPU time (user + system of all its threads, /proc/<pid>/stat) per
+# updateHeadImg, for each picture given,
+#   - a full render: bytes the server has never seen (the picture with a few
+#     distinct bytes after its end — after a JPEG's end-of-image marker, after a
+#     PNG's IEND chunk — so every copy hashes differently but decodes to the
+#     same pixels), and
+#   - the same bytes again: two pictures it already rendered (the two warm-up
+#     updates), sent in turn, so every update is a real change that appends
+#     history but needs no render,
+# each fetched from a loopback HTTP server (bench/pictures.py), after two
+# warm-up updates, in ROUNDS rounds (min/median/max reported). One server, one
+# account per picture; the full-render figure of a picture is the anchor of its
+# "sent again" figure.
+#
+# usage: bench/insitu.sh GEWE_BINARY OUT_DIR PICTURE...
+#        writes OUT_DIR/insitu-<picture file name>.json
+# env:   BENCH_ROUNDS (5), BENCH_FULL_N (20 renders a round), BENCH_AGAIN_N (100)
+# Loopback only; needs curl and python3.
+set -euo pipefail
+BENCH=$(cd "$(dirname "$0")" && pwd)
+GEWE=$1 OUT_DIR=$2
+shift 2
+ROUNDS=${BENCH_ROUNDS:-5}
+FULL_N=${BENCH_FULL_N:-20}
+AGAIN_N=${BENCH_AGAIN_N:-100}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gewe-insitu.XXXXXX")
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+mkdir -p "$WORK/pics"
+for picture in "$@"; do ln -s "$(realpath "$picture")" "$WORK/pics/"; done
+python3 "$BENCH/pictures.py" "$WORK/pics" >"$WORK/pictures.port" &
+PIDS+=($!)
+for _ in $(seq 50); do
+  PIC_PORT=$(cat "$WORK/pictures.port" 2>/dev/null || true)
+  [ -n "$PIC_PORT" ] && break
+  sleep 0.1
+done
+
+DATA=$WORK/data
+TOKEN=$("$GEWE" token create --label bench --data-dir "$DATA")
+PORT=$(free_port)
+# Downloads up to 16 MiB: the 2048² PNG with alpha is 11 MB, past the default 10 MiB.
+RUST_LOG=warn GEWE_FETCH_ALLOW_NETS=127.0.0.0/8 GEWE_FETCH_MAX_BYTES=$((16 << 20)) \
+  "$GEWE" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>>"$WORK/gewe.log" &
+GEWE_PID=$!
+PIDS+=("$GEWE_PID")
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+  sleep 0.1
+done
+
+update() { # app_id url
+  local answer
+  answer=$(curl -fs --max-time 60 "http://127.0.0.1:$PORT/gewe/v2/api/personal/updateHeadImg" \
+    -H "X-GEWE-TOKEN: $TOKEN" -H 'Content-Type: application/json' \
+    -d "{\"appId\":\"$1\",\"headImgUrl\":\"$2\"}")
+  case $answer in
+    *'"ret":200'*) ;;
+    *) echo "updateHeadImg $2 failed: $answer" >&2; exit 1 ;;
+  esac
+}
+cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / t }' "/proc/$GEWE_PID/stat"; }
+
+url() { echo "http://127.0.0.1:$PIC_PORT/$1/${picture##*/}"; } # copy number, of $picture
+
+for picture in "$@"; do
+  app_id=$(GEWE_TOKEN=$TOKEN "$GEWE" account create --data-dir "$DATA")
+  # Warm-up: two full renders; these two are the pictures sent again below.
+  update "$app_id" "$(url 1)"
+  update "$app_id" "$(url 2)"
+  next=3
+  full=() again=()
+  for _ in $(seq "$ROUNDS"); do
+    c0=$(cpu_ms)
+    for _ in $(seq "$FULL_N"); do update "$app_id" "$(url "$next")"; next=$((next + 1)); done
+    c1=$(cpu_ms)
+    for i in $(seq "$AGAIN_N"); do update "$app_id" "$(url $(( 1 + i % 2 )))"; done
+    c2=$(cpu_ms)
+    full+=("$(awk "BEGIN { print ($c1 - $c0) / $FULL_N }")")
+    again+=("$(awk "BEGIN { print ($c2 - $c1) / $AGAIN_N }")")
+  done
+  python3 - "$OUT_DIR/insitu-${picture##*/}.json" "$picture" "${full[*]}" "${again[*]}" <<'PY'
+import json, statistics, sys
+out, picture, full, again = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+full = [float(x) for x in full.split()]
+again = [float(x) for x in again.split()]
+result = {
+    "picture": picture,
+    "full_render_cpu_ms": full,
+    "sent_again_cpu_ms": again,
+    "ratio_per_round": [a / f for a, f in zip(again, full)],
+    "full_render_median_ms": statistics.median(full),
+    "sent_again_median_ms": statistics.median(again),
+    "ratio_median": statistics.median(again) / statistics.median(full),
+}
+with open(out, "w") as f:
+    json.dump(result, f, indent=1)
+print(json.dumps(result))
+PY
+done
