@@ -4,6 +4,12 @@
 //! Every statement is written once, in `sql.rs`, with `$N` placeholders (which
 //! sqlx's SQLite driver binds by number too); the engine files hold only what
 //! differs: connection options, migrations and row locking.
+//!
+//! Statements that write go to `writer`, the others to `pool`. On PostgreSQL
+//! both are the same pool. On SQLite, which takes one writer at a time,
+//! `writer` is one connection: the process's writers queue for it in order,
+//! where on separate connections they met SQLite's busy handler, which sleeps
+//! 1, 2, 5 … 100 ms between tries and made a busy outbox wait seconds.
 
 mod postgres;
 mod sql;

@@ -65,6 +65,8 @@ const MIGRATIONS: &EmbeddedMigrations = &[
 #[derive(Clone)]
 pub struct PgRepo {
     pool: PgPool,
+    /// The same pool: PostgreSQL takes many writers at once.
+    writer: PgPool,
 }
 
 impl PgRepo {
@@ -85,7 +87,10 @@ impl PgRepo {
             .connect_with(options)
             .await?;
         migrator(MIGRATIONS).run(&pool).await?;
-        Ok(PgRepo { pool })
+        Ok(PgRepo {
+            writer: pool.clone(),
+            pool,
+        })
     }
 }
 

@@ -17,7 +17,7 @@ macro_rules! select_accounts {
 }
 
 /// Implements `Repository`, `TokenStore` and `AccountStore` for `$repo` (a struct
-/// with a `pool: sqlx::Pool<$db>` field). `$for_update` is appended to the read of
+/// with `pool` and `writer` `sqlx::Pool<$db>` fields). `$for_update` is appended to the read of
 /// the row an avatar change rewrites: PostgreSQL's `FOR UPDATE`, nothing for
 /// SQLite, where the transaction's first write already holds the database lock.
 macro_rules! impl_store {
@@ -45,7 +45,7 @@ macro_rules! impl_store {
                 .bind(token_hash)
                 .bind(label)
                 .bind(now)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.writer)
                 .await
                 .map_err(|e| super::conflict_or(e, "token"))?;
                 Ok($crate::domain::TokenId(id))
@@ -75,7 +75,7 @@ macro_rules! impl_store {
                 avatar: &$crate::domain::AvatarRecord,
                 now: i64,
             ) -> Result<(), $crate::domain::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 insert_account_rows(&mut tx, owner, account, avatar, now).await?;
                 tx.commit().await?;
                 Ok(())
@@ -121,7 +121,7 @@ macro_rules! impl_store {
                 now: i64,
             ) -> Result<Option<$crate::domain::AvatarChange>, $crate::domain::StoreError> {
                 use $crate::domain::AvatarChange;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 // The avatar row first, then the account row, in every writer: updates
                 // queue but never deadlock. On SQLite this write also takes the
                 // database's write lock before the read below, so concurrent updates
@@ -226,7 +226,7 @@ macro_rules! impl_store {
             ) -> Result<Option<$crate::domain::ChangeReservation>, $crate::domain::StoreError>
             {
                 use $crate::domain::{ChangeReservation, ChangeSlot, RecentChanges};
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 // The account row's lock, taken by a write in both engines: on
                 // PostgreSQL a row lock every reserver (and set_avatar's FOR
                 // UPDATE) queues on; on SQLite the database's write lock, taken
@@ -286,7 +286,7 @@ macro_rules! impl_store {
             ) -> Result<(), $crate::domain::StoreError> {
                 sqlx::query("DELETE FROM avatar_change_slots WHERE id = $1")
                     .bind(slot.0)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }

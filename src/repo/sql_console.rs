@@ -1,7 +1,7 @@
 //! Every statement of the web console's store, written once (like `sql.rs`).
 //!
 //! `impl_console_store!` implements `ConsoleStore` for one engine's repository
-//! type (a struct with a `pool: sqlx::Pool<$db>` field).
+//! type (a struct with `pool` and `writer` `sqlx::Pool<$db>` fields).
 
 macro_rules! impl_console_store {
     ($repo:ident, $db:ty) => {
@@ -22,7 +22,7 @@ macro_rules! impl_console_store {
                 .bind(session.principal.token().map(|t| t.0))
                 .bind(session.created_at)
                 .bind(session.expires_at)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(|e| super::conflict_or(e, "console session"))?;
                 Ok(())
@@ -70,7 +70,7 @@ macro_rules! impl_console_store {
             ) -> Result<(), $crate::domain::StoreError> {
                 sqlx::query("DELETE FROM console_sessions WHERE session_hash = $1")
                     .bind(session_hash)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -81,7 +81,7 @@ macro_rules! impl_console_store {
             ) -> Result<u64, $crate::domain::StoreError> {
                 let done = sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(done.rows_affected())
             }

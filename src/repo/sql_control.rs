@@ -133,8 +133,8 @@ where
     })
 }
 
-/// Implements `ControlStore` for `$repo` (a struct with a `pool: sqlx::Pool<$db>`
-/// field) in an engine module that also invoked `impl_outbox!`.
+/// Implements `ControlStore` for `$repo` (a struct with `pool` and `writer`
+/// `sqlx::Pool<$db>` fields) in an engine module that also invoked `impl_outbox!`.
 macro_rules! impl_control_store {
     ($repo:ident, $db:ty) => {
         #[async_trait::async_trait]
@@ -152,7 +152,7 @@ macro_rules! impl_control_store {
                 .bind(key_hash)
                 .bind(label)
                 .bind(now)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.writer)
                 .await
                 .map_err(|e| super::conflict_or(e, "operator key"))
             }
@@ -214,7 +214,7 @@ macro_rules! impl_control_store {
                 avatar: &$crate::domain::AvatarRecord,
                 now: i64,
             ) -> Result<(), $crate::domain::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 sqlx::query(
                     "INSERT INTO avatars (id, side, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (id) DO NOTHING",
@@ -262,7 +262,7 @@ macro_rules! impl_control_store {
                 message: &$crate::domain::MessageRecord,
                 event: Option<&$crate::domain::NewEvent>,
             ) -> Result<Option<i64>, $crate::domain::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 // Hold the device's row (and SQLite's write lock) first, as
                 // logout and kick do, so one device's events commit in id order.
                 sqlx::query("UPDATE devices SET updated_at = updated_at WHERE app_id = $1")
@@ -332,7 +332,7 @@ macro_rules! impl_control_store {
                 .bind(&entry.request)
                 .bind(&entry.response)
                 .bind(entry.duration_ms)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 if let Some(keep) = trim_to {
                     // `= $1` and `IS NULL` written out, not `IS NOT DISTINCT FROM`,
@@ -353,7 +353,7 @@ macro_rules! impl_control_store {
                         )
                         .bind(keep),
                     };
-                    trim.execute(&self.pool).await?;
+                    trim.execute(&self.writer).await?;
                 }
                 Ok(())
             }
@@ -404,7 +404,7 @@ macro_rules! impl_control_store {
                 Ok(
                     sqlx::query("DELETE FROM journal WHERE $1 IS NULL OR token_id = $1")
                         .bind(owner.map(|o| o.0))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?
                         .rows_affected(),
                 )
@@ -430,7 +430,7 @@ macro_rules! impl_control_store {
                 .bind(rule.seed)
                 .bind(rule.expires_at)
                 .bind(rule.created_at)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.writer)
                 .await?)
             }
 
@@ -460,7 +460,7 @@ macro_rules! impl_control_store {
                 Ok(
                     sqlx::query("DELETE FROM fault_rules WHERE $1 IS NULL OR token_id = $1")
                         .bind(owner.map(|o| o.0))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?
                         .rows_affected(),
                 )
@@ -489,7 +489,7 @@ macro_rules! impl_control_store {
                 if candidates == 0 {
                     return Ok(None);
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 // Counting a draw first takes SQLite's write lock and PostgreSQL's
                 // row locks, so racing calls see each other's counts.
                 let rows = sqlx::query(concat!(
@@ -549,7 +549,7 @@ macro_rules! impl_control_store {
                     "DELETE FROM journal WHERE token_id = $1",
                     "DELETE FROM fault_rules WHERE token_id = $1",
                 ];
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 for statement in BY_ACCOUNT {
                     sqlx::query(statement).bind(owner.0).execute(&mut *tx).await?;
                 }

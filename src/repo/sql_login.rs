@@ -2,7 +2,7 @@
 //!
 //! `impl_login_store!` implements `SecretStore`, `InstanceTokenStore`,
 //! `DeviceStore` and `LoginSessionStore` for one engine's repository type (a
-//! struct with a `pool: sqlx::Pool<$db>` field). It is invoked next to
+//! struct with `pool` and `writer` `sqlx::Pool<$db>` fields). It is invoked next to
 //! `impl_store!`, whose `insert_account_rows` it shares, so an account is written by one statement.
 
 /// `SELECT <every login_sessions column> FROM login_sessions <rest>`.
@@ -32,7 +32,7 @@ macro_rules! impl_login_store {
                 )
                 .bind("server")
                 .bind(hex::encode(offered))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 let stored: String =
                     sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = $1")
@@ -62,7 +62,7 @@ macro_rules! impl_login_store {
                 .bind(token_hash)
                 .bind(label)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 let id: i64 = sqlx::query_scalar("SELECT id FROM tokens WHERE token_hash = $1")
                     .bind(token_hash)
@@ -88,7 +88,7 @@ macro_rules! impl_login_store {
                 .bind(owner.0)
                 .bind($crate::domain::LoginState::Offline.as_str())
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(|e| super::conflict_or(e, "appId"))?;
                 Ok(())
@@ -153,7 +153,7 @@ macro_rules! impl_login_store {
                 to: $crate::domain::LoginState,
                 now: i64,
             ) -> Result<bool, $crate::domain::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 // An account made by `gewe account create` gets its device row
                 // (online, bound to its wxid) on its first transition.
                 sqlx::query(
@@ -232,7 +232,7 @@ macro_rules! impl_login_store {
                 .bind(session.created_at)
                 .bind(session.expires_at)
                 .bind(session.completed_at)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(|e| super::conflict_or(e, "uuid"))?;
                 Ok(())
@@ -315,7 +315,7 @@ macro_rules! impl_login_store {
                 .bind(captcha)
                 .bind(uuid)
                 .bind(from.as_str())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 Ok(done == 1)
@@ -333,7 +333,7 @@ macro_rules! impl_login_store {
                 )>,
                 now: i64,
             ) -> Result<bool, $crate::domain::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let completed = sqlx::query(
                     "UPDATE login_sessions SET stage = $1, completed_at = $2 \
                      WHERE uuid = $3 AND stage = $4",

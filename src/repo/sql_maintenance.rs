@@ -3,7 +3,7 @@
 //! both engines.
 
 /// Implements `MaintenanceStore` for `$repo` (a struct with a
-/// `pool: sqlx::Pool<$db>` field).
+/// `pool` and a `writer` `sqlx::Pool<$db>` field).
 macro_rules! impl_maintenance {
     ($repo:ident, $db:ty) => {
         #[async_trait::async_trait]

@@ -6,7 +6,7 @@
 //! change causes (logout and kick write `Offline` this way), e.g.
 //!
 //! ```ignore
-//! let mut tx = self.pool.begin().await?;
+//! let mut tx = self.writer.begin().await?;
 //! // … the change itself …
 //! outbox_insert(&mut tx, &NewEvent::offline(owner, app_id, &wxid, now)).await?;
 //! tx.commit().await?;
@@ -57,7 +57,7 @@ where
 }
 
 /// Implements `CallbackStore` and `OutboxStore` for `$repo` (a struct with a
-/// `pool: sqlx::Pool<$db>` field), and defines `outbox_insert` in the engine's
+/// `pool` and a `writer` `sqlx::Pool<$db>` field), and defines `outbox_insert` in the engine's
 /// module. `$skip_locked` ends the claim's inner `SELECT`: PostgreSQL's
 /// `FOR UPDATE SKIP LOCKED` (instances claim different rows without waiting);
 /// nothing for SQLite, where the claiming `UPDATE` holds the database's write
@@ -102,7 +102,7 @@ macro_rules! impl_outbox {
                 .bind(owner.0)
                 .bind(url)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }
@@ -126,7 +126,7 @@ macro_rules! impl_outbox {
                 &self,
                 event: &$crate::domain::NewEvent,
             ) -> Result<Option<i64>, $crate::domain::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let id = outbox_insert(&mut tx, event).await?;
                 tx.commit().await?;
                 Ok(id)
@@ -155,7 +155,7 @@ macro_rules! impl_outbox {
                 .bind(lease.until)
                 .bind(now)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.writer)
                 .await?;
                 let mut events = rows
                     .iter()
@@ -171,7 +171,7 @@ macro_rules! impl_outbox {
                 holder: &str,
                 now: i64,
             ) -> Result<u64, $crate::domain::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let mut held = 0;
                 for id in ids {
                     held += sqlx::query(
@@ -206,7 +206,7 @@ macro_rules! impl_outbox {
                 .bind(holder)
                 .bind(next_attempt_at)
                 .bind(error)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -227,7 +227,7 @@ macro_rules! impl_outbox {
                 .bind(holder)
                 .bind(now)
                 .bind(error)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -288,7 +288,7 @@ macro_rules! impl_outbox {
                 )
                 .bind(id)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -301,7 +301,7 @@ macro_rules! impl_outbox {
                     "DELETE FROM outbox WHERE state = 'delivered' AND finished_at < $1",
                 )
                 .bind(before)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(done.rows_affected())
             }

@@ -17,7 +17,7 @@ macro_rules! impl_personal_store {
                 now: i64,
             ) -> Result<Option<Vec<$crate::domain::ProfileFieldChange>>, $crate::domain::StoreError>
             {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 // A write first, changing nothing: it takes SQLite's write lock
                 // before the read (so concurrent changes queue on the busy timeout
                 // instead of failing with BUSY_SNAPSHOT) and PostgreSQL's row lock
@@ -144,7 +144,7 @@ macro_rules! impl_personal_store {
                 .bind(option)
                 .bind(open)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }
@@ -181,7 +181,7 @@ macro_rules! impl_personal_store {
                 device: &$crate::domain::LoginDevice,
                 now: i64,
             ) -> Result<(), $crate::domain::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 insert_account_rows(&mut tx, owner, account, avatar, now).await?;
                 upsert_login_device(
                     &mut tx,
@@ -204,7 +204,7 @@ macro_rules! impl_personal_store {
                 device_type: &str,
                 now: i64,
             ) -> Result<(), $crate::domain::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 upsert_login_device(&mut tx, app_id, uuid, device_name, device_type, now).await?;
                 tx.commit().await?;
                 Ok(())

@@ -2,7 +2,7 @@
 //! `gewe token revoke`, last use), written once (like `sql.rs`).
 //!
 //! `impl_token_admin!` implements `TokenAdminStore` for one engine's repository
-//! type (a struct with a `pool: sqlx::Pool<$db>` field).
+//! type (a struct with `pool` and `writer` `sqlx::Pool<$db>` fields).
 
 macro_rules! impl_token_admin {
     ($repo:ident, $db:ty) => {
@@ -41,7 +41,7 @@ macro_rules! impl_token_admin {
                 )
                 .bind(now)
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -57,7 +57,7 @@ macro_rules! impl_token_admin {
                 )
                 .bind(now)
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }

@@ -65,6 +65,7 @@ const MIGRATIONS: &EmbeddedMigrations = &[
 #[derive(Clone)]
 pub struct SqliteRepo {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteRepo {
@@ -79,10 +80,14 @@ impl SqliteRepo {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         migrator(MIGRATIONS).run(&pool).await?;
-        Ok(SqliteRepo { pool })
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteRepo { pool, writer })
     }
 }
 
