@@ -2,6 +2,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    gewe_server::startup::allocator::return_large_blocks_to_the_system();
     let cli = match gewe_server::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

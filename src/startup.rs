@@ -1,5 +1,6 @@
 //! Builds the application from settings: database, blob store, fetcher, router.
 
+pub mod allocator;
 mod listener;
 
 use std::future::Future;
