@@ -138,6 +138,9 @@ macro_rules! impl_outbox {
                 lease: &$crate::domain::Lease,
                 limit: i64,
             ) -> Result<Vec<$crate::domain::OutboxEvent>, $crate::domain::StoreError> {
+                // The CAST keeps the limit a value, not a constant SQLite's planner
+                // looks at: a bare `LIMIT $4` made it prepare the statement anew
+                // for every new number of free slots.
                 let rows = sqlx::query(concat!(
                     "UPDATE outbox SET lease_holder = $1, lease_until = $2, \
                      attempts = attempts + 1 \
@@ -146,7 +149,7 @@ macro_rules! impl_outbox {
                      AND (o.lease_until IS NULL OR o.lease_until <= $3) \
                      AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.app_id = o.app_id \
                      AND p.state = 'pending' AND p.id < o.id) \
-                     ORDER BY o.id LIMIT $4",
+                     ORDER BY o.id LIMIT CAST($4 AS BIGINT)",
                     $skip_locked,
                     ") RETURNING ",
                     super::sql_outbox::outbox_columns!()
