@@ -243,18 +243,18 @@ impl Outside {
 
 /// The dispatcher's pace, from the settings.
 pub fn dispatcher_config(settings: &Settings) -> DispatcherConfig {
-    let defaults = DispatcherConfig::default();
     let attempt_secs = i64::try_from(settings.callback_timeout_ms / 1000).unwrap_or(i64::MAX);
     DispatcherConfig {
         // A lease outlives any one attempt by a wide margin.
-        lease_secs: defaults.lease_secs.max(attempt_secs.saturating_mul(4)),
+        lease_secs: DispatcherConfig::default()
+            .lease_secs
+            .max(attempt_secs.saturating_mul(4)),
         max_in_flight: settings.callback_concurrency.max(1),
         poll_interval: Duration::from_millis(settings.callback_poll_ms.max(1)),
         retry_base_secs: settings.callback_retry_base_secs.max(1),
         retry_cap_secs: settings.callback_retry_cap_secs.max(1),
         max_age_secs: settings.callback_max_age_secs.max(0),
         prune_after_days: settings.callback_prune_days.max(0),
-        ..defaults
     }
 }
 
