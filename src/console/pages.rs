@@ -61,6 +61,21 @@ fn app_id(raw: String) -> Result<AppId, PageError> {
     AppId::parse(Some(raw)).map_err(|_| PageError::NotFound)
 }
 
+/// What every form about one device checks first: a signed-in, same-site
+/// session with its CSRF token, the device the path names, and the token that
+/// owns it as that session may see it.
+async fn device_form(
+    console: &Console,
+    headers: &HeaderMap,
+    raw: String,
+    csrf: &str,
+) -> Result<(Session, AppId, TokenId), PageError> {
+    let session = checked(console, headers, csrf).await?;
+    let app_id = app_id(raw)?;
+    let owner = owner_of(console, session.principal, &app_id).await?;
+    Ok((session, app_id, owner))
+}
+
 pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
@@ -432,9 +447,7 @@ pub async fn edit_profile(
     Path(raw): Path<String>,
     Form(form): Form<ProfileForm>,
 ) -> Result<Response, PageError> {
-    let session = checked(&console, &headers, &form.csrf).await?;
-    let app_id = app_id(raw)?;
-    let owner = owner_of(&console, session.principal, &app_id).await?;
+    let (session, app_id, owner) = device_form(&console, &headers, raw, &form.csrf).await?;
     let update = ProfileUpdate {
         nick_name: form.nick_name,
         country: form.country,
@@ -460,9 +473,7 @@ pub async fn avatar_from_url(
     Path(raw): Path<String>,
     Form(form): Form<UrlForm>,
 ) -> Result<Response, PageError> {
-    let session = checked(&console, &headers, &form.csrf).await?;
-    let app_id = app_id(raw)?;
-    let owner = owner_of(&console, session.principal, &app_id).await?;
+    let (session, app_id, owner) = device_form(&console, &headers, raw, &form.csrf).await?;
     let outcome = match HeadImgUrl::parse(Some(form.url)) {
         Ok(url) => console
             .avatars
@@ -556,9 +567,7 @@ pub async fn avatar_restore(
     Path(raw): Path<String>,
     Form(form): Form<RestoreForm>,
 ) -> Result<Response, PageError> {
-    let session = checked(&console, &headers, &form.csrf).await?;
-    let app_id = app_id(raw)?;
-    let owner = owner_of(&console, session.principal, &app_id).await?;
+    let (session, app_id, owner) = device_form(&console, &headers, raw, &form.csrf).await?;
     let avatar_id = AvatarId::parse(&form.avatar_id)
         .map_err(|_| PageError::BadRequest("头像编号不合法".to_owned()))?;
     let outcome = console.avatars.restore(owner, &app_id, avatar_id).await;
@@ -579,9 +588,7 @@ pub async fn privacy(
     Path(raw): Path<String>,
     Form(form): Form<PrivacyForm>,
 ) -> Result<Response, PageError> {
-    let session = checked(&console, &headers, &form.csrf).await?;
-    let app_id = app_id(raw)?;
-    let owner = owner_of(&console, session.principal, &app_id).await?;
+    let (session, app_id, owner) = device_form(&console, &headers, raw, &form.csrf).await?;
     let outcome = console
         .profiles
         .set_privacy(owner, &app_id, form.option, form.open)
@@ -682,9 +689,7 @@ pub async fn login_qr(
     Path(raw): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    let session = checked(&console, &headers, &form.csrf).await?;
-    let app_id = app_id(raw)?;
-    let owner = owner_of(&console, session.principal, &app_id).await?;
+    let (session, app_id, owner) = device_form(&console, &headers, raw, &form.csrf).await?;
     let outcome = console
         .logins
         .qr_code(owner, Some(app_id.clone()), None)
@@ -708,9 +713,7 @@ pub async fn login_scan(
     Path(raw): Path<String>,
     Form(form): Form<ScanForm>,
 ) -> Result<Response, PageError> {
-    let session = checked(&console, &headers, &form.csrf).await?;
-    let app_id = app_id(raw)?;
-    let owner = owner_of(&console, session.principal, &app_id).await?;
+    let (session, app_id, owner) = device_form(&console, &headers, raw, &form.csrf).await?;
     // Only this token's device's QR.
     let ours = console
         .logins
@@ -736,9 +739,7 @@ pub async fn login_confirm(
     Path(raw): Path<String>,
     Form(form): Form<ScanForm>,
 ) -> Result<Response, PageError> {
-    let session = checked(&console, &headers, &form.csrf).await?;
-    let app_id = app_id(raw)?;
-    let owner = owner_of(&console, session.principal, &app_id).await?;
+    let (session, app_id, owner) = device_form(&console, &headers, raw, &form.csrf).await?;
     let captcha = form.captcha.filter(|c| !c.trim().is_empty());
     let mut outcome = Ok(());
     for _ in 0..3 {

@@ -3,6 +3,26 @@
 //! `impl_console_store!` implements `ConsoleStore` for one engine's repository
 //! type (a struct with `pool` and `writer` `sqlx::Pool<$db>` fields).
 
+use crate::domain::{AppId, DeviceSummary, LoginState, Wxid};
+
+/// One tile of the console's grid, from the columns both grid queries select.
+pub(super) fn device_summary(
+    app_id: String,
+    wxid: Option<String>,
+    nick_name: Option<String>,
+    avatar_id: Option<String>,
+    state: &str,
+) -> Result<DeviceSummary, sqlx::Error> {
+    Ok(DeviceSummary {
+        app_id: AppId::from_trusted(app_id),
+        wxid: wxid.map(Wxid::from_trusted),
+        nick_name,
+        avatar_id: avatar_id.as_deref().map(super::avatar_id).transpose()?,
+        state: LoginState::parse(state)
+            .ok_or_else(|| sqlx::Error::Decode(format!("bad login state {state:?}").into()))?,
+    })
+}
+
 macro_rules! impl_console_store {
     ($repo:ident, $db:ty) => {
         #[async_trait::async_trait]
@@ -124,15 +144,9 @@ macro_rules! impl_console_store {
                 .await?;
                 let mut page = Vec::with_capacity(rows.len());
                 for (app_id, wxid, nick_name, avatar_id, state) in rows {
-                    page.push($crate::domain::DeviceSummary {
-                        app_id: $crate::domain::AppId::from_trusted(app_id),
-                        wxid: wxid.map($crate::domain::Wxid::from_trusted),
-                        nick_name,
-                        avatar_id: avatar_id.as_deref().map(super::avatar_id).transpose()?,
-                        state: $crate::domain::LoginState::parse(&state).ok_or_else(|| {
-                            sqlx::Error::Decode(format!("bad login state {state:?}").into())
-                        })?,
-                    });
+                    page.push(super::sql_console::device_summary(
+                        app_id, wxid, nick_name, avatar_id, &state,
+                    )?);
                 }
                 Ok((page, total))
             }
@@ -172,15 +186,9 @@ macro_rules! impl_console_store {
                     page.push($crate::domain::OwnedDevice {
                         owner: $crate::domain::TokenId(owner),
                         owner_label,
-                        device: $crate::domain::DeviceSummary {
-                            app_id: $crate::domain::AppId::from_trusted(app_id),
-                            wxid: wxid.map($crate::domain::Wxid::from_trusted),
-                            nick_name,
-                            avatar_id: avatar_id.as_deref().map(super::avatar_id).transpose()?,
-                            state: $crate::domain::LoginState::parse(&state).ok_or_else(|| {
-                                sqlx::Error::Decode(format!("bad login state {state:?}").into())
-                            })?,
-                        },
+                        device: super::sql_console::device_summary(
+                            app_id, wxid, nick_name, avatar_id, &state,
+                        )?,
                     });
                 }
                 Ok((page, total))
