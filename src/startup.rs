@@ -501,7 +501,6 @@ impl Application {
                 "operator API on: /operator/* with X-GEWE-OPERATOR-KEY; GeWe calls are journaled"
             );
         }
-        // The callback dispatcher runs as long as the server does.
         // The callback dispatcher, the metrics listener and the blob sweep run
         // as long as the server does.
         let dispatcher = self.dispatcher.start();
@@ -511,7 +510,7 @@ impl Application {
             }
             tokio::spawn(listener::serve(
                 metrics_listener,
-                api::metrics_router(self.state.clone()),
+                api::Served::routed(api::metrics_router(self.state.clone())),
                 self.limits,
                 METRICS_MAX_CONNECTIONS,
                 std::future::pending(),
@@ -522,10 +521,13 @@ impl Application {
             .map(|(gc, every)| tokio::spawn(sweep_periodically(gc, every)));
         let served = listener::serve(
             self.listener,
-            api::router_with(
+            api::Served::with_avatars(
+                api::router_with(
+                    self.state.clone(),
+                    operator::routes(),
+                    console::router(self.console),
+                ),
                 self.state,
-                operator::routes(),
-                console::router(self.console),
             ),
             self.limits,
             max_connections,

@@ -8,6 +8,7 @@
 //! for an internal failure. It never holds the token (a header) or the picture
 //! (fetched bytes): only what the envelope itself holds.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::FutureExt;
 use rand::RngCore;
 use tracing::Instrument;
@@ -40,7 +42,25 @@ fn new_id() -> String {
     hex::encode(raw)
 }
 
+/// The context for requests the router answers: the route as registered.
 pub async fn request_context(request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    in_context(
+        request,
+        matched.as_ref().map(MatchedPath::as_str),
+        |request| next.run(request),
+    )
+    .await
+}
+
+/// Runs `answer` on `request` inside the per-request context. `route` is the
+/// route template when one matched: logs name it (else the path), metrics
+/// only ever the template, a bounded label set.
+pub async fn in_context<F, Fut>(request: Request, route: Option<&str>, answer: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let id = incoming_id(&request).unwrap_or_else(new_id);
     let span = tracing::info_span!(
         "request",
@@ -48,19 +68,12 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         method = %request.method(),
         path = %request.uri().path(),
     );
-    let matched = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    // Logs name the route as registered, else the path; metrics only ever the
-    // template, a bounded label set.
-    let route = matched
-        .clone()
-        .unwrap_or_else(|| request.uri().path().to_owned());
-    let route_label = matched.unwrap_or_else(|| "unmatched".to_owned());
+    // Cheap (shared bytes); the path is only formatted when a line is logged.
+    let uri = request.uri().clone();
+    let logged_route = route.unwrap_or(uri.path());
     let started = Instant::now();
     let mut internal = false;
-    let outcome = AssertUnwindSafe(next.run(request))
+    let outcome = AssertUnwindSafe(answer(request))
         .catch_unwind()
         .instrument(span.clone())
         .await;
@@ -68,7 +81,7 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         Ok(mut response) => match response.extensions_mut().remove::<InternalFailure>() {
             Some(InternalFailure(cause)) => {
                 internal = true;
-                span.in_scope(|| tracing::error!(%route, %cause, "internal error"));
+                span.in_scope(|| tracing::error!(route = %logged_route, %cause, "internal error"));
                 ApiError::internal_answer(&id).into_response()
             }
             None => response,
@@ -80,19 +93,22 @@ pub async fn request_context(request: Request, next: Next) -> Response {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".to_owned());
             internal = true;
-            span.in_scope(|| tracing::error!(%route, panic = %what, "handler panicked"));
+            span.in_scope(
+                || tracing::error!(route = %logged_route, panic = %what, "handler panicked"),
+            );
             ApiError::internal_answer(&id).into_response()
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(id)) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let elapsed_ms = elapsed.as_millis() as u64;
     let ret = response.extensions().get::<Ret>().map(|r| r.0);
-    metrics::request(&route_label, ret, status, elapsed);
+    metrics::request(route.unwrap_or("unmatched"), ret, status, elapsed);
     let answered = response.extensions_mut().remove::<Answered>();
+    let route = logged_route;
     span.in_scope(|| match answered {
         Some(Answered { ret, .. }) if internal => tracing::error!(
             %route, ret, code = "internal", status, elapsed_ms, "request finished"

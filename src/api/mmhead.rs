@@ -8,11 +8,12 @@
 //! bytes are not streamed through the server: the answer is a redirect to the
 //! object, given only once the object is known to exist.
 
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use super::{AppState, Services};
 use crate::domain::{AvatarId, AvatarSize};
 use crate::storage::StorageError;
 
@@ -48,16 +49,38 @@ pub async fn serve_variant(
     Path((id, size)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(size) = AvatarSize::from_label(&size) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let Ok(id) = AvatarId::parse(&id) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
+    match parse(&id, &size) {
+        Some((id, size)) => answer(&state, id, size, &headers).await,
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The route as registered, as metrics and logs name it.
+pub const ROUTE: &str = "/mmhead/{id}/{size}";
+
+/// The avatar a `/mmhead/<id>/<size>` path names, when it names one in plain
+/// form. Anything else (other paths, percent-encoded or malformed segments) is
+/// left to the router, which answers it like every other request.
+pub fn from_path(path: &str) -> Option<(AvatarId, AvatarSize)> {
+    let (id, size) = path.strip_prefix("/mmhead/")?.split_once('/')?;
+    parse(id, size)
+}
+
+fn parse(id: &str, size: &str) -> Option<(AvatarId, AvatarSize)> {
+    Some((AvatarId::parse(id).ok()?, AvatarSize::from_label(size)?))
+}
+
+/// The answer for one avatar variant, given the request's headers.
+pub async fn answer(
+    state: &Services,
+    id: AvatarId,
+    size: AvatarSize,
+    headers: &HeaderMap,
+) -> Response {
     let etag = format!("\"{id}-{}\"", size.label());
-    if matches_if_none_match(&headers, &etag) {
+    if matches_if_none_match(headers, &etag) {
         return match state.storage.has_variant(id, size).await {
-            Ok(true) => cached_headers(StatusCode::NOT_MODIFIED, &etag).into_response(),
+            Ok(true) => cached(StatusCode::NOT_MODIFIED, &etag, Body::empty()),
             Ok(false) => StatusCode::NOT_FOUND.into_response(),
             Err(e) => storage_failure(e),
         };
@@ -71,17 +94,22 @@ pub async fn serve_variant(
     }
     match state.storage.get_variant(id, size).await {
         Ok(Some(jpeg)) => {
-            let (status, mut headers) = cached_headers(StatusCode::OK, &etag);
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-            (status, headers, jpeg).into_response()
+            let mut response = cached(StatusCode::OK, &etag, Body::from(jpeg));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+            response
         }
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => storage_failure(e),
     }
 }
 
-fn cached_headers(status: StatusCode, etag: &str) -> (StatusCode, HeaderMap) {
-    let mut headers = HeaderMap::new();
+/// A response cacheable forever, with its ETag.
+fn cached(status: StatusCode, etag: &str, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(CACHE_FOREVER),
@@ -93,23 +121,22 @@ fn cached_headers(status: StatusCode, etag: &str) -> (StatusCode, HeaderMap) {
     if let Ok(value) = HeaderValue::from_str(etag) {
         headers.insert(header::ETAG, value);
     }
-    (status, headers)
+    response
 }
 
 /// 307: the same method at the object's address (a HEAD stays a HEAD).
 fn redirect(location: &str, etag: &str) -> Response {
-    let (_, mut headers) = cached_headers(StatusCode::TEMPORARY_REDIRECT, etag);
+    let Ok(location) = HeaderValue::from_str(location) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut response = cached(StatusCode::TEMPORARY_REDIRECT, etag, Body::empty());
+    let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(CACHE_REDIRECT),
     );
-    match HeaderValue::from_str(location) {
-        Ok(value) => {
-            headers.insert(header::LOCATION, value);
-            (StatusCode::TEMPORARY_REDIRECT, headers).into_response()
-        }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    headers.insert(header::LOCATION, location);
+    response
 }
 
 fn storage_failure(err: StorageError) -> Response {

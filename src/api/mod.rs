@@ -19,7 +19,11 @@ mod tools;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::http::Method;
+use axum::response::Response;
 use axum::routing::get;
+use tower_service::Service;
 use url::Url;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -166,6 +170,53 @@ pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>, pages: Route
         .with_state(state)
         .merge(pages)
         .layer(axum::middleware::from_fn(middleware::request_context))
+}
+
+/// What a listener answers with: its router, and on the main listener the
+/// avatar reads ahead of it.
+///
+/// `GET|HEAD /mmhead/<id>/<size>` is most of a deployment's traffic and
+/// needs none of the router's layers (no envelope, no journal, no fault
+/// rules), so a plain avatar path is answered here, in the same request
+/// context (request id, log line, metrics) as routed requests. Everything
+/// else, odd spellings of that path included, goes through the router.
+#[derive(Clone)]
+pub struct Served {
+    router: Router,
+    avatars: Option<AppState>,
+}
+
+impl Served {
+    /// The main listener: the router, avatars answered ahead of it.
+    pub fn with_avatars(router: Router, state: AppState) -> Self {
+        Served {
+            router,
+            avatars: Some(state),
+        }
+    }
+
+    /// A listener that only routes (the metrics listener).
+    pub fn routed(router: Router) -> Self {
+        Served {
+            router,
+            avatars: None,
+        }
+    }
+
+    pub async fn answer(mut self, request: Request) -> Response {
+        if let Some(state) = &self.avatars
+            && matches!(*request.method(), Method::GET | Method::HEAD)
+            && let Some((id, size)) = mmhead::from_path(request.uri().path())
+        {
+            return middleware::in_context(request, Some(mmhead::ROUTE), |request| async move {
+                mmhead::answer(state, id, size, request.headers()).await
+            })
+            .await;
+        }
+        // A Router is always ready: no poll_ready needed.
+        let Ok(response) = self.router.call(request).await;
+        response
+    }
 }
 
 /// `GET /metrics` alone, for its own listen address (`GEWE_METRICS_LISTEN`).

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -22,9 +21,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower_service::Service;
 
-use crate::api::CloseConnection;
+use crate::api::{CloseConnection, Served};
 use crate::config::ConnectionLimits;
 
 /// File descriptors kept for the database, blobs and outgoing fetches when the
@@ -53,7 +51,7 @@ pub fn connection_cap(limits: &ConnectionLimits, open_files: Option<u64>) -> usi
 
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    served: Served,
     limits: ConnectionLimits,
     max_connections: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -85,9 +83,9 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
+        let served = served.clone();
         let service =
-            hyper::service::service_fn(move |request| route(router.clone(), request, peer));
+            hyper::service::service_fn(move |request| route(served.clone(), request, peer));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -116,12 +114,12 @@ pub async fn serve(
 struct ClosedOnPurpose;
 
 async fn route(
-    mut router: Router,
+    served: Served,
     mut request: hyper::Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<axum::response::Response, ClosedOnPurpose> {
     request.extensions_mut().insert(ConnectInfo(peer));
-    let Ok(response) = router.call(request.map(axum::body::Body::new)).await;
+    let response = served.answer(request.map(axum::body::Body::new)).await;
     if response.extensions().get::<CloseConnection>().is_some() {
         // Failing the service makes hyper drop the connection unanswered.
         return Err(ClosedOnPurpose);

@@ -8,10 +8,14 @@
 //! appId, wxid, token or URL ever becomes a label, so the output carries no
 //! tenant data.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Requests answered, by route template, GeWe `ret` and HTTP status.
@@ -140,11 +144,53 @@ pub fn render() -> String {
 /// no envelope).
 pub fn request(route: &str, ret: Option<i32>, status: u16, elapsed: Duration) {
     handle();
-    let ret = ret.map_or_else(|| "none".to_owned(), |r| r.to_string());
-    counter!(HTTP_REQUESTS, "route" => route.to_owned(), "ret" => ret, "status" => status.to_string())
-        .increment(1);
-    histogram!(HTTP_DURATION, "route" => route.to_owned()).record(elapsed.as_secs_f64());
+    let seconds = elapsed.as_secs_f64();
+    {
+        let routes = ROUTES.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(handles) = routes.get(route)
+            && let Some(answered) = handles.answered(ret, status)
+        {
+            answered.increment(1);
+            handles.duration.record(seconds);
+            return;
+        }
+    }
+    let mut routes = ROUTES.write().unwrap_or_else(|e| e.into_inner());
+    let handles = routes.entry(route.into()).or_insert_with(|| RouteHandles {
+        duration: histogram!(HTTP_DURATION, "route" => route.to_owned()),
+        answers: Vec::new(),
+    });
+    let answered = match handles.answered(ret, status) {
+        Some(answered) => answered.clone(),
+        None => {
+            let label = ret.map_or_else(|| "none".to_owned(), |r| r.to_string());
+            let answered = counter!(HTTP_REQUESTS, "route" => route.to_owned(), "ret" => label, "status" => status.to_string());
+            handles.answers.push((ret, status, answered.clone()));
+            answered
+        }
+    };
+    answered.increment(1);
+    handles.duration.record(seconds);
 }
+
+/// The handles of one route's series, made once: building a labelled key and
+/// finding it in the registry took more of a small request than serving it.
+/// Route templates and (ret, status) pairs are bounded sets, so this stays small.
+struct RouteHandles {
+    duration: Histogram,
+    answers: Vec<(Option<i32>, u16, Counter)>,
+}
+
+impl RouteHandles {
+    fn answered(&self, ret: Option<i32>, status: u16) -> Option<&Counter> {
+        self.answers
+            .iter()
+            .find(|(r, s, _)| *r == ret && *s == status)
+            .map(|(_, _, counter)| counter)
+    }
+}
+
+static ROUTES: LazyLock<RwLock<HashMap<Box<str>, RouteHandles>>> = LazyLock::new(RwLock::default);
 
 /// A stage of the avatar pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,8 +248,14 @@ pub fn decode_slot_waited(took: Duration) {
 }
 
 pub fn variant_cache(hit: bool) {
-    handle();
-    counter!(VARIANT_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    static LOOKUPS: LazyLock<[Counter; 2]> = LazyLock::new(|| {
+        handle();
+        [
+            counter!(VARIANT_CACHE, "result" => "miss"),
+            counter!(VARIANT_CACHE, "result" => "hit"),
+        ]
+    });
+    LOOKUPS[usize::from(hit)].increment(1);
 }
 
 /// The outbox as the database sees it now.

@@ -225,3 +225,66 @@ async fn the_start_line_names_the_data_and_a_loopback_public_url_beyond_loopback
         quiet.text()
     );
 }
+
+#[tokio::test]
+async fn avatar_reads_answered_ahead_of_the_router_keep_their_request_id_and_route() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(captured.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let app = spawn_app().await;
+    let token = app.new_token().await;
+    let app_id = app.new_account(&token).await;
+    let small = app.profile(&token, &app_id).await["smallHeadImgUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = &small[small.find("/mmhead/").unwrap()..];
+    let id = path.split('/').nth(2).unwrap().to_owned();
+    // The plain path (answered ahead of the router) and the same avatar with
+    // its id's first character percent-encoded (left to the router) answer the
+    // same bytes, each with the caller's request id, each logged by route.
+    let encoded = format!("/mmhead/%{:02X}{}/132", id.as_bytes()[0], &id[1..]);
+    let mut bodies = Vec::new();
+    for (i, path) in [path.to_owned(), encoded].iter().enumerate() {
+        let request_id = format!("avatar-read-{i}");
+        let response = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("x-request-id", &request_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["x-request-id"], request_id.as_str());
+        assert_eq!(response.headers()["content-type"], "image/jpeg");
+        bodies.push(response.bytes().await.unwrap());
+        let line = captured
+            .finished("/mmhead/{id}/{size}")
+            .into_iter()
+            .find(|line| line["span"]["id"] == request_id.as_str());
+        let line = line.unwrap_or_else(|| panic!("no finish line for {path}: {}", captured.text()));
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["fields"]["status"], 200);
+    }
+    assert_eq!(bodies[0], bodies[1]);
+    assert!(bodies[0].starts_with(&[0xFF, 0xD8]));
+
+    // HEAD: the headers of GET, no body.
+    let head = app
+        .client
+        .head(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        bodies[0].len().to_string().as_str()
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
+}
