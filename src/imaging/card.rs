@@ -17,8 +17,8 @@
 //! shape: a header byte of 0x10/0x20/0x30 and 16 opaque bytes, no suffix.
 
 use base64::Engine;
-use image::imageops::{self, FilterType};
-use image::{DynamicImage, RgbImage};
+use image::imageops;
+use image::RgbImage;
 use qrcode::EcLevel;
 use sha2::{Digest, Sha256};
 
@@ -85,7 +85,7 @@ pub fn contact_card_jpeg(content: &str, avatar_jpeg: &[u8]) -> Result<Vec<u8>, I
     let avatar_side = box_px.saturating_sub(2 * border).max(1);
     let avatar = avatar_square(avatar_jpeg, avatar_side)?;
 
-    let mut card = DynamicImage::ImageLuma8(qr::draw(&code, module_px)).into_rgb8();
+    let mut card = qr::draw_rgb(&code, module_px);
     let box_origin = (QUIET_MODULES + logo.start) * module_px;
     fill_white(&mut card, box_origin, box_px);
     let avatar_origin = i64::from(box_origin + (box_px - avatar_side) / 2);
@@ -137,22 +137,15 @@ fn avatar_square(bytes: &[u8], side: u32) -> Result<RgbImage, ImageError> {
             detail: format!("zero dimension {w}x{h}"),
         });
     }
-    let square = w.min(h);
-    let cropped = imageops::crop_imm(&rgb, (w - square) / 2, (h - square) / 2, square, square);
-    Ok(imageops::resize(
-        &*cropped,
-        side,
-        side,
-        FilterType::Lanczos3,
-    ))
+    variants::centre_square(&rgb, side)
 }
 
 /// Paint a `side`×`side` white square whose top-left corner is at (`at`, `at`).
 fn fill_white(card: &mut RgbImage, at: u32, side: u32) {
-    for y in at..at + side {
-        for x in at..at + side {
-            card.put_pixel(x, y, image::Rgb([255, 255, 255]));
-        }
+    let row_len = card.width() as usize * 3;
+    let (at, side) = (at as usize, side as usize);
+    for row in card.chunks_exact_mut(row_len).skip(at).take(side) {
+        row[at * 3..(at + side) * 3].fill(255);
     }
 }
 

@@ -5,7 +5,7 @@
 //! drawn here, on whole-pixel module boundaries, so edges stay crisp and the
 //! result is a pure function of the content.
 
-use image::GrayImage;
+use image::{GrayImage, RgbImage};
 use qrcode::{Color, EcLevel, QrCode};
 
 use super::JPEG_QUALITY;
@@ -51,18 +51,40 @@ pub(crate) fn module_px(width_modules: usize, max_side: u32) -> u32 {
 
 /// Draw the symbol with its quiet zone, `module_px` pixels per module.
 pub(crate) fn draw(code: &QrCode, module_px: u32) -> GrayImage {
-    // At most 177 modules (version 40), so the casts below are lossless.
-    let n = code.width() as u32;
-    let side = (n + 2 * QUIET_MODULES) * module_px;
-    let colors = code.to_colors();
-    GrayImage::from_fn(side, side, |x, y| {
-        let (mx, my) = (x / module_px, y / module_px);
-        let inside = |m: u32| (QUIET_MODULES..QUIET_MODULES + n).contains(&m);
-        let dark = inside(mx)
-            && inside(my)
-            && colors[((my - QUIET_MODULES) * n + (mx - QUIET_MODULES)) as usize] == Color::Dark;
-        image::Luma([if dark { DARK } else { LIGHT }])
-    })
+    let (side, pixels) = draw_raw(code, module_px, 1);
+    GrayImage::from_raw(side, side, pixels).expect("side² pixels of one channel")
+}
+
+/// The same symbol in RGB (the contact card, which adds a coloured avatar).
+pub(crate) fn draw_rgb(code: &QrCode, module_px: u32) -> RgbImage {
+    let (side, pixels) = draw_raw(code, module_px, 3);
+    RgbImage::from_raw(side, side, pixels).expect("side² pixels of three channels")
+}
+
+/// The symbol's pixels, `channels` bytes each, row by row: one row of pixels
+/// per row of modules, copied `module_px` times (a per-pixel closure and a
+/// colour conversion afterwards took most of a card's time).
+fn draw_raw(code: &QrCode, module_px: u32, channels: usize) -> (u32, Vec<u8>) {
+    let n = code.width();
+    let quiet = QUIET_MODULES as usize;
+    let px = module_px as usize;
+    let side = (n + 2 * quiet) * px;
+    let row_len = side * channels;
+    let mut pixels = vec![LIGHT; side * row_len];
+    let mut row = vec![LIGHT; row_len];
+    for (my, modules) in code.to_colors().chunks_exact(n).enumerate() {
+        row.fill(LIGHT);
+        for (mx, _) in modules.iter().enumerate().filter(|(_, c)| **c == Color::Dark) {
+            let start = (quiet + mx) * px * channels;
+            row[start..start + px * channels].fill(DARK);
+        }
+        let top = (quiet + my) * px;
+        for line in pixels[top * row_len..(top + px) * row_len].chunks_exact_mut(row_len) {
+            line.copy_from_slice(&row);
+        }
+    }
+    // At most 177 modules of a few pixels each: the side fits in a u32.
+    (side as u32, pixels)
 }
 
 /// Baseline JPEG at [`JPEG_QUALITY`] with the same encoder and settings as the

@@ -73,6 +73,20 @@ pub(crate) fn render(
     Ok(RenderedAvatar { variants })
 }
 
+/// The centre square of `rgb` resized to `side`×`side` (the contact card's
+/// avatar), with the variants' filter.
+pub(crate) fn centre_square(rgb: &RgbImage, side: u32) -> Result<RgbImage, ImageError> {
+    let (width, height) = rgb.dimensions();
+    let square = width.min(height);
+    let crop = fr::ResizeOptions::new().resize_alg(RESIZE_ALG).crop(
+        f64::from((width - square) / 2),
+        f64::from((height - square) / 2),
+        f64::from(square),
+        f64::from(square),
+    );
+    resize_rgb(&mut fr::Resizer::new(), rgb, side, &crop)
+}
+
 /// Resize (part of) `src` into a new `side`×`side` RGB picture.
 fn resize_rgb(
     resizer: &mut fr::Resizer,
