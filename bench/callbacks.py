@@ -23,6 +23,7 @@ Standard library only; loopback only; bounded in time (the run, then at most
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -57,20 +58,10 @@ class Client:
         return json.loads(response.read())
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("gewe")
-    parser.add_argument("--rate", type=float, default=500)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--devices", type=int, default=16)
-    parser.add_argument("--injectors", type=int, default=4)
-    parser.add_argument("--window", type=float, default=5)
-    parser.add_argument("--data-dir")
-    parser.add_argument("--prepare", action="store_true")
-    args = parser.parse_args()
-    if args.prepare and not args.data_dir:
-        parser.error("--prepare needs --data-dir")
-
+def receive(conn):
+    """The callback receiver (a process of its own): sends its port, then
+    answers "count" (distinct messages received) and "dump" (arrival times by
+    NewMsgId, and how many arrived twice)."""
     received = {}
     duplicates = [0]
     lock = threading.Lock()
@@ -96,9 +87,82 @@ def main():
         def log_message(self, *a):
             pass
 
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    receiver.daemon_threads = True
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conn.send(server.server_address[1])
+    while True:
+        command = conn.recv()
+        with lock:
+            if command == "count":
+                conn.send(len(received))
+            else:
+                conn.send((dict(received), duplicates[0]))
+
+
+def inject(plan, first, threads, results):
+    """One injector process: `threads` keep-alive clients, each taking every
+    plan["workers"]-th message from its own offset, on the shared schedule."""
+    injected = {}
+    errors = [0]
+    lock = threading.Lock()
+    operator = {"X-GEWE-OPERATOR-KEY": KEY}
+    app_ids = plan["app_ids"]
+
+    def client_loop(index):
+        client = Client(plan["port"])
+        for n in range(index, plan["total"], plan["workers"]):
+            due = plan["started"] + n / plan["rate"]
+            if time.monotonic() >= plan["stop_at"]:
+                break
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            body = {"appId": app_ids[n % len(app_ids)], "fromWxid": "wxid_benchsender1", "content": f"m{n}"}
+            try:
+                answer = client.post("/operator/injectMessage", body, operator)
+            except OSError:
+                errors[0] += 1
+                client = Client(plan["port"])
+                continue
+            done = time.monotonic()
+            if answer.get("ret") == 200:
+                with lock:
+                    injected[str(answer["data"]["newMsgId"]).encode()] = done
+            else:
+                with lock:
+                    errors[0] += 1
+
+    workers = [threading.Thread(target=client_loop, args=(first + i,)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    results.put((injected, errors[0]))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("gewe")
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--devices", type=int, default=16)
+    parser.add_argument("--injectors", type=int, default=4, help="keep-alive clients per injector process")
+    parser.add_argument("--processes", type=int, default=2, help="injector processes")
+    parser.add_argument("--window", type=float, default=5)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--prepare", action="store_true")
+    args = parser.parse_args()
+    if args.prepare and not args.data_dir:
+        parser.error("--prepare needs --data-dir")
+
+    # The receiver and the injectors run in processes of their own: in one
+    # Python process they shared one interpreter lock and the harness, not the
+    # server, set the rate.
+    receiver_conn, receiver_side = multiprocessing.Pipe()
+    receiver = multiprocessing.Process(target=receive, args=(receiver_side,), daemon=True)
+    receiver.start()
+    receiver_port = receiver_conn.recv()
 
     data = args.data_dir or tempfile.mkdtemp()
     port = free_port()
@@ -127,7 +191,7 @@ def main():
         assert seeded["ret"] == 200, seeded
         answer = admin.post(
             "/v2/api/tools/setCallback",
-            {"token": TOKEN, "callbackUrl": f"http://127.0.0.1:{receiver.server_address[1]}/cb"},
+            {"token": TOKEN, "callbackUrl": f"http://127.0.0.1:{receiver_port}/cb"},
             {"X-GEWE-TOKEN": TOKEN},
         )
         assert answer["ret"] == 200, answer
@@ -135,53 +199,40 @@ def main():
             print(json.dumps({"prepared": data, "devices": app_ids}))
             return 0
 
-        injected = {}
         total = int(args.rate * args.seconds)
-        started = time.monotonic()
-        errors = [0]
-
+        # Every injector process starts on the same clock (CLOCK_MONOTONIC is
+        # system-wide), a moment from now.
+        started = time.monotonic() + 0.5
         stop_at = started + args.seconds
-
-        def injector(index):
-            client = Client(port)
-            for n in range(index, total, args.injectors):
-                due = started + n / args.rate
-                if time.monotonic() >= stop_at:
-                    break
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                body = {"appId": app_ids[n % len(app_ids)], "fromWxid": "wxid_benchsender1", "content": f"m{n}"}
-                try:
-                    answer = client.post("/operator/injectMessage", body, operator)
-                except OSError:
-                    errors[0] += 1
-                    client = Client(port)
-                    continue
-                done = time.monotonic()
-                if answer.get("ret") == 200:
-                    with lock:
-                        injected[str(answer["data"]["newMsgId"]).encode()] = done
-                else:
-                    errors[0] += 1
-
-        threads = [threading.Thread(target=injector, args=(i,)) for i in range(args.injectors)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        plan = dict(port=port, rate=args.rate, total=total, started=started, stop_at=stop_at,
+                    app_ids=app_ids, workers=args.processes * args.injectors)
+        results = multiprocessing.Queue()
+        injectors = [
+            multiprocessing.Process(target=inject, args=(plan, p * args.injectors, args.injectors, results))
+            for p in range(args.processes)
+        ]
+        for process in injectors:
+            process.start()
+        injected, errors = {}, 0
+        for _ in injectors:
+            part, part_errors = results.get()
+            injected.update(part)
+            errors += part_errors
+        for process in injectors:
+            process.join()
         inject_seconds = time.monotonic() - started
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            with lock:
-                if all(k in received for k in injected):
-                    break
+            receiver_conn.send("count")
+            if receiver_conn.recv() >= len(injected):
+                break
             time.sleep(0.1)
         drained = time.monotonic() - started
-        with lock:
-            latencies = sorted(received[k] - t for k, t in injected.items() if k in received)
-            last = max(received.values()) if received else started
-            arrivals = [received[k] - started for k in injected if k in received]
+        receiver_conn.send("dump")
+        received, duplicated = receiver_conn.recv()
+        latencies = sorted(received[k] - t for k, t in injected.items() if k in received)
+        last = max(received.values()) if received else started
+        arrivals = [received[k] - started for k in injected if k in received]
         delivered = len(latencies)
         windows = [0] * max(1, int(inject_seconds // args.window))
         for at in arrivals:
@@ -194,9 +245,9 @@ def main():
 
         print(json.dumps({
             "target_rate": args.rate, "seconds": args.seconds, "devices": args.devices,
-            "injected": len(injected), "inject_errors": errors[0],
+            "injected": len(injected), "inject_errors": errors,
             "inject_rate": round(len(injected) / inject_seconds, 1),
-            "delivered": delivered, "lost": len(injected) - delivered, "duplicated": duplicates[0],
+            "delivered": delivered, "lost": len(injected) - delivered, "duplicated": duplicated,
             "delivery_rate": round(delivered / max(last - started, 1e-9), 1),
             "drain_seconds": round(drained - inject_seconds, 2),
             "window_s": args.window, "window_rates": window_rates,
@@ -205,7 +256,7 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=30)
-        receiver.shutdown()
+        receiver.terminate()
         if not args.data_dir:
             shutil.rmtree(data, ignore_errors=True)
 

@@ -17,8 +17,8 @@
 //! shape: a header byte of 0x10/0x20/0x30 and 16 opaque bytes, no suffix.
 
 use base64::Engine;
-use image::imageops;
 use image::RgbImage;
+use image::imageops;
 use qrcode::EcLevel;
 use sha2::{Digest, Sha256};
 

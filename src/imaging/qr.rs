@@ -74,7 +74,11 @@ fn draw_raw(code: &QrCode, module_px: u32, channels: usize) -> (u32, Vec<u8>) {
     let mut row = vec![LIGHT; row_len];
     for (my, modules) in code.to_colors().chunks_exact(n).enumerate() {
         row.fill(LIGHT);
-        for (mx, _) in modules.iter().enumerate().filter(|(_, c)| **c == Color::Dark) {
+        for (mx, _) in modules
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c == Color::Dark)
+        {
             let start = (quiet + mx) * px * channels;
             row[start..start + px * channels].fill(DARK);
         }

@@ -138,6 +138,13 @@ macro_rules! impl_outbox {
                 lease: &$crate::domain::Lease,
                 limit: i64,
             ) -> Result<Vec<$crate::domain::OutboxEvent>, $crate::domain::StoreError> {
+                // Only each appId's oldest pending event may go (callbacks of one
+                // device arrive in order). Those heads are found by skipping
+                // through the (state, app_id, id) index one appId at a time, so a
+                // claim costs a few lookups per device with events waiting, not a
+                // visit to every waiting event: a deep backlog (a slow or dead
+                // receiver) used to make every claim, on the database's one
+                // writer, slower for everyone.
                 // The CAST keeps the limit a value, not a constant SQLite's planner
                 // looks at: a bare `LIMIT $4` made it prepare the statement anew
                 // for every new number of free slots.
@@ -145,10 +152,17 @@ macro_rules! impl_outbox {
                     "UPDATE outbox SET lease_holder = $1, lease_until = $2, \
                      attempts = attempts + 1 \
                      WHERE id IN (SELECT o.id FROM outbox o \
-                     WHERE o.state = 'pending' AND o.next_attempt_at <= $3 \
+                     WHERE o.id IN (WITH RECURSIVE apps(app_id) AS ( \
+                       SELECT (SELECT MIN(f.app_id) FROM outbox f WHERE f.state = 'pending') \
+                       UNION ALL \
+                       SELECT (SELECT MIN(n.app_id) FROM outbox n \
+                         WHERE n.state = 'pending' AND n.app_id > apps.app_id) \
+                       FROM apps WHERE apps.app_id IS NOT NULL) \
+                     SELECT (SELECT MIN(h.id) FROM outbox h \
+                       WHERE h.state = 'pending' AND h.app_id = apps.app_id) \
+                     FROM apps WHERE apps.app_id IS NOT NULL) \
+                     AND o.next_attempt_at <= $3 \
                      AND (o.lease_until IS NULL OR o.lease_until <= $3) \
-                     AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.app_id = o.app_id \
-                     AND p.state = 'pending' AND p.id < o.id) \
                      ORDER BY o.id LIMIT CAST($4 AS BIGINT)",
                     $skip_locked,
                     ") RETURNING ",

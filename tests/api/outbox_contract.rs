@@ -255,6 +255,53 @@ async fn deliveries_are_recorded_in_batches_and_only_where_the_lease_is_held() {
 }
 
 #[tokio::test]
+async fn a_deep_backlog_on_one_device_neither_hides_nor_reorders_the_others() {
+    let data = TestData::new().await;
+    let repo = data.repo().await;
+    let owner = token_with_callback(&repo, "hash-backlog").await;
+    // Five devices (their appIds sort in random order), each with a queue behind
+    // its head; device 0 is first and has 40 events.
+    let devices: Vec<AppId> = (0..5).map(|_| AppId::generate()).collect();
+    let mut queues: Vec<Vec<i64>> = vec![Vec::new(); devices.len()];
+    for round in 0..40 {
+        for (d, app_id) in devices.iter().enumerate() {
+            if round < 3 || d == 0 {
+                let id = repo
+                    .enqueue_event(&offline(owner, app_id, NOW))
+                    .await
+                    .unwrap();
+                queues[d].push(id.unwrap());
+            }
+        }
+    }
+    // Device 0's head is in flight: none of its 39 later events may go, and
+    // every other device's head is found, oldest first, one per device.
+    let first = repo.claim_events(NOW, &lease("a", NOW), 1).await.unwrap();
+    let busy = devices
+        .iter()
+        .position(|d| *d == first[0].app_id)
+        .expect("a known device");
+    assert_eq!(first[0].id, queues[busy][0]);
+    let claimed = repo.claim_events(NOW, &lease("a", NOW), 10).await.unwrap();
+    let mut heads: Vec<i64> = (0..devices.len())
+        .filter(|d| *d != busy)
+        .map(|d| queues[d][0])
+        .collect();
+    heads.sort();
+    assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), heads);
+    // Heads delivered: each device's second event is next, never a third.
+    let done: Vec<i64> = claimed.iter().map(|e| e.id).chain([first[0].id]).collect();
+    assert_eq!(
+        repo.mark_delivered(&done, "a", NOW).await.unwrap(),
+        devices.len() as u64
+    );
+    let claimed = repo.claim_events(NOW, &lease("a", NOW), 10).await.unwrap();
+    let mut seconds: Vec<i64> = queues.iter().map(|q| q[1]).collect();
+    seconds.sort();
+    assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), seconds);
+}
+
+#[tokio::test]
 async fn two_instances_claiming_at_once_never_take_the_same_event() {
     const DEVICES: usize = 24;
     let data = TestData::new().await;
