@@ -9,9 +9,10 @@
 //!    one event per device is in flight, across every instance sharing the
 //!    database. A lease runs out after `lease_secs` (by the domain clock), so
 //!    the events of an instance that died are taken over;
-//! 2. POSTs each one's stored bytes to its token's callback URL as it is NOW,
-//!    through the callback fetcher (the guarded connector with the callback
-//!    allow list; no redirects; a small body cap; a time limit), each in its own
+//! 2. POSTs each one's stored bytes to its token's callback URL as it is NOW
+//!    (read at the claim, once per token), through the callback fetcher (the
+//!    guarded connector with the callback allow list; no redirects; a small body
+//!    cap; a time limit; connections kept alive for the next event), each in its own
 //!    task, at most `max_in_flight` at once, so a slow or dead receiver holds one
 //!    slot and never the others' events;
 //! 3. 2xx: delivered; the deliveries that finished while the last outcomes were
@@ -25,6 +26,7 @@
 //! the domain [`Clock`]; only the polling rhythm is tokio time, so tests move a
 //! manual clock instead of waiting.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +35,9 @@ use rand::Rng;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::domain::{Clock, Lease, OutboxEvent, OutboxSignal, Repository, callback_failure};
+use crate::domain::{
+    Clock, Lease, OutboxEvent, OutboxSignal, Repository, TokenId, callback_failure,
+};
 use crate::fetch::Fetcher;
 use crate::telemetry::metrics::{self, Attempt};
 
@@ -153,8 +157,14 @@ impl Dispatcher {
             self.record_delivered(&mut delivered).await;
             let free = self.config.max_in_flight.saturating_sub(in_flight.len());
             if free > 0 {
-                for event in self.claim(free).await {
-                    in_flight.spawn(Arc::clone(&self).deliver(event));
+                let events = self.claim(free).await;
+                let urls = self.callback_urls(&events).await;
+                for event in events {
+                    let Some(url) = urls.get(&event.owner).cloned() else {
+                        // The store failed: the lease runs out and it is tried again.
+                        continue;
+                    };
+                    in_flight.spawn(Arc::clone(&self).deliver(event, url));
                 }
             }
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
@@ -198,6 +208,27 @@ impl Dispatcher {
         }
     }
 
+    /// Each claimed event's callback URL as it is now, read once per token
+    /// of the claim rather than once per event. A token whose read failed is
+    /// left out (its events' leases run out and they are sent later).
+    async fn callback_urls(&self, events: &[OutboxEvent]) -> HashMap<TokenId, Option<Arc<str>>> {
+        let mut urls = HashMap::new();
+        for event in events {
+            if urls.contains_key(&event.owner) {
+                continue;
+            }
+            match self.repo.callback_url(event.owner).await {
+                Ok(url) => {
+                    urls.insert(event.owner, url.map(Arc::from));
+                }
+                Err(e) => {
+                    tracing::warn!(id = event.id, error = %e, "callback dispatcher: store failed");
+                }
+            }
+        }
+        urls
+    }
+
     async fn prune(&self) {
         let before = self.clock.unix_now() - self.config.prune_after_days * 24 * 60 * 60;
         match self.repo.prune_delivered(before).await {
@@ -233,25 +264,18 @@ impl Dispatcher {
 
     /// One attempt at one claimed event. A failure's bookkeeping is done here;
     /// a success answers the event's id, for the loop to mark in its next batch.
-    async fn deliver(self: Arc<Self>, event: OutboxEvent) -> Option<i64> {
-        let outcome = match self.repo.callback_url(event.owner).await {
-            Ok(Some(url)) => match ::url::Url::parse(&url) {
-                Ok(url) => self
-                    .fetcher
-                    .post_json(&url, Bytes::from(event.payload.clone()))
-                    .await
-                    .map_err(|e| {
-                        let (code, reason) = callback_failure(&e);
-                        format!("{code}: {reason}")
-                    }),
-                Err(_) => Err("callback-bad-url: 回调地址不是合法的URL".to_owned()),
-            },
-            Ok(None) => Err("callback-no-url: 该token未设置回调地址".to_owned()),
-            Err(e) => {
-                // The lease runs out and the event is tried again.
-                tracing::warn!(id = event.id, error = %e, "callback dispatcher: store failed");
-                return None;
-            }
+    async fn deliver(self: Arc<Self>, event: OutboxEvent, url: Option<Arc<str>>) -> Option<i64> {
+        let outcome = match url.as_deref().map(::url::Url::parse) {
+            Some(Ok(url)) => self
+                .fetcher
+                .post_json(&url, Bytes::from(event.payload.clone()))
+                .await
+                .map_err(|e| {
+                    let (code, reason) = callback_failure(&e);
+                    format!("{code}: {reason}")
+                }),
+            Some(Err(_)) => Err("callback-bad-url: 回调地址不是合法的URL".to_owned()),
+            None => Err("callback-no-url: 该token未设置回调地址".to_owned()),
         };
         let now = self.clock.unix_now();
         let recorded = match outcome {

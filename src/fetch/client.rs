@@ -9,7 +9,7 @@ use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LOCATION, U
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::connector::{ConnectError, Dial, GuardedConnector, Resolve, SystemResolver, TcpDialer};
 use super::{BadUrlReason, FetchConfig, FetchError, check_url};
@@ -18,6 +18,10 @@ const USER_AGENT_VALUE: &str = concat!("gewe-server/", env!("CARGO_PKG_VERSION")
 const ACCEPT_VALUE: &str = "image/*";
 /// Never pre-allocate more than this on the word of a `Content-Length` header.
 const MAX_PREALLOC: u64 = 1024 * 1024;
+/// Idle keep-alive connections kept per callback receiver (host and port), and
+/// for how long: enough for the dispatcher's deliveries in flight.
+const POST_IDLE_PER_HOST: usize = 32;
+const POST_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 type HttpClient = Client<HttpsConnector<GuardedConnector>, Empty<Bytes>>;
 type PostClient = Client<HttpsConnector<GuardedConnector>, Full<Bytes>>;
@@ -66,13 +70,19 @@ impl Fetcher {
             .https_or_http()
             .enable_http1()
             .wrap_connector(guarded);
-        // No idle pool: downloads are rare and we should not keep sockets to
-        // strangers' servers open. No proxy support exists in this client.
+        // Downloads keep no idle pool: they are rare and we should not keep
+        // sockets to strangers' servers open. POSTs go to callback receivers, the
+        // endpoint a token's owner configured, one event after another: their
+        // connections are kept for the next event (as webhook senders do), which
+        // spares both sides a connection per callback. No proxy support exists
+        // in this client.
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
             .build(https.clone());
         let post_client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
+            .pool_max_idle_per_host(POST_IDLE_PER_HOST)
+            .pool_idle_timeout(POST_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
             .build(https);
         Self {
             client,

@@ -42,13 +42,19 @@ impl Resolve for SystemResolver {
     }
 }
 
-/// The real dialer: `tokio::net::TcpStream::connect`.
+/// The real dialer: `tokio::net::TcpStream::connect`, with Nagle's algorithm
+/// off (a request goes out whole; on a kept-alive callback connection a small
+/// write must not wait for the receiver's delayed ACK).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpDialer;
 
 impl Dial for TcpDialer {
     fn dial(&self, addr: SocketAddr) -> BoxFuture<'static, std::io::Result<TcpStream>> {
-        Box::pin(TcpStream::connect(addr))
+        Box::pin(async move {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        })
     }
 }
 
