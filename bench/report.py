@@ -349,13 +349,16 @@ lines += [
     "- **5** wrk, 2 threads, 64 connections, the same 132 px file: `GET /mmhead/<id>/132` "
     "vs nginx (`sendfile`, `open_file_cache`, `access_log off`, one worker per core) "
     "serving `avatars/<id>/132.jpg` from the blob folder, in turn, several times; our "
-    "request log is off too (`RUST_LOG=warn`). Ratio = median of the per-turn ratios.",
+    "request log is off too (`RUST_LOG=warn`); its request ids, metrics and panic guard "
+    "stay on (`GET /mmhead` is answered ahead of the router, in the same request "
+    "context). Ratio = median of the per-turn ratios.",
     "- **6** a freshly started server each repeat; 32 curl clients post updateHeadImg "
     "at once, each with a distinct copy of the 12 MP JPEG (`bench/pictures.py`), so all "
     "32 are full renders; peak = the server's `VmHWM`.",
     "- **7** [`bench/callbacks.py`](../../bench/callbacks.py): messages injected through "
-    "`/operator/injectMessage` at 500/s by 4 keep-alive clients over 16 devices; the "
-    "server POSTs them to a receiver on loopback. Rate = deliveries per 5 s window "
+    "`/operator/injectMessage` at 500/s by 8 keep-alive clients (2 processes) over 16 "
+    "devices; the server POSTs them to a receiver on loopback (a process of its own: in "
+    "one Python process the harness's interpreter lock capped injection at ~400/s). Rate = deliveries per 5 s window "
     "(the slowest window counts); latency from the inject call's answer (after the "
     "commit) to the receiver reading the callback; lost = injected but not received "
     "within 60 s of the end.",
