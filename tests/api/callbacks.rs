@@ -323,6 +323,29 @@ async fn events_go_to_the_url_current_at_delivery_time() {
 }
 
 #[tokio::test]
+async fn callbacks_to_one_receiver_share_a_kept_alive_connection() {
+    let app = spawn_app().await;
+    let token = app.new_token().await;
+    let app_id = app.new_account(&token).await;
+    let receiver = Receiver::start(Mode::Ok).await;
+    assert_eq!(
+        set_callback(&app, TOOLS, &token, &receiver.url()).await["ret"],
+        200
+    );
+    for _ in 0..3 {
+        emit_offline(&app, &token, &app_id).await.unwrap();
+        let delivered = receiver.received().len() + 1;
+        receiver.wait_for(delivered, PATIENCE).await;
+    }
+    // After the ping, three events one after another: one connection.
+    let received = receiver.received();
+    assert_eq!(received.len(), 4);
+    let peers: std::collections::HashSet<SocketAddr> =
+        received[1..].iter().map(|r| r.peer).collect();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+}
+
+#[tokio::test]
 async fn a_receiver_down_then_up_gets_everything_in_order() {
     let (setup, hand) = manual_setup();
     let app = spawn_app_with(setup).await;

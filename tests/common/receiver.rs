@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -32,6 +32,8 @@ pub enum Mode {
 
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The sender's address: one per connection.
+    pub peer: SocketAddr,
     pub path: String,
     pub content_type: Option<String>,
     pub body: String,
@@ -66,6 +68,7 @@ impl Receiver {
         };
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let task = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, app).await;
         });
         Receiver { addr, shared, task }
@@ -111,11 +114,13 @@ impl Receiver {
 
 async fn handle(
     State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     shared.log.lock().unwrap().push(Received {
+        peer,
         path: uri.path().to_owned(),
         content_type: headers
             .get(header::CONTENT_TYPE)
