@@ -8,7 +8,9 @@
 #     same pixels), and
 #   - the same bytes again: two pictures it already rendered (the two warm-up
 #     updates), sent in turn, so every update is a real change that appends
-#     history but needs no render,
+#     history but needs no render: from their URLs, whose server answers 304 to
+#     the ETag it gave (as nginx does), and from URLs of the same bytes that
+#     send no ETag (downloaded and hashed each time),
 # each fetched from a loopback HTTP server (bench/pictures.py), after two
 # warm-up updates, in ROUNDS rounds (min/median/max reported). One server, one
 # account per picture; the full-render figure of a picture is the anchor of its
@@ -72,6 +74,7 @@ update() { # app_id url
 cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / t }' "/proc/$GEWE_PID/stat"; }
 
 url() { echo "http://127.0.0.1:$PIC_PORT/$1/${picture##*/}"; } # copy number, of $picture
+plain_url() { echo "http://127.0.0.1:$PIC_PORT/plain/$1/${picture##*/}"; } # the same, no ETag
 
 for picture in "$@"; do
   app_id=$(GEWE_TOKEN=$TOKEN "$GEWE" account create --data-dir "$DATA")
@@ -79,29 +82,36 @@ for picture in "$@"; do
   update "$app_id" "$(url 1)"
   update "$app_id" "$(url 2)"
   next=3
-  full=() again=()
+  full=() again=() plain=()
   for _ in $(seq "$ROUNDS"); do
     c0=$(cpu_ms)
     for _ in $(seq "$FULL_N"); do update "$app_id" "$(url "$next")"; next=$((next + 1)); done
     c1=$(cpu_ms)
     for i in $(seq "$AGAIN_N"); do update "$app_id" "$(url $(( 1 + i % 2 )))"; done
     c2=$(cpu_ms)
+    for i in $(seq "$AGAIN_N"); do update "$app_id" "$(plain_url $(( 1 + i % 2 )))"; done
+    c3=$(cpu_ms)
     full+=("$(awk "BEGIN { print ($c1 - $c0) / $FULL_N }")")
     again+=("$(awk "BEGIN { print ($c2 - $c1) / $AGAIN_N }")")
+    plain+=("$(awk "BEGIN { print ($c3 - $c2) / $AGAIN_N }")")
   done
-  python3 - "$OUT_DIR/insitu-${picture##*/}.json" "$picture" "${full[*]}" "${again[*]}" <<'PY'
+  python3 - "$OUT_DIR/insitu-${picture##*/}.json" "$picture" "${full[*]}" "${again[*]}" \
+    "${plain[*]}" <<'PY'
 import json, statistics, sys
-out, picture, full, again = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-full = [float(x) for x in full.split()]
-again = [float(x) for x in again.split()]
+out, picture = sys.argv[1], sys.argv[2]
+full, again, plain = ([float(x) for x in arg.split()] for arg in sys.argv[3:6])
 result = {
     "picture": picture,
     "full_render_cpu_ms": full,
     "sent_again_cpu_ms": again,
+    "sent_again_no_etag_cpu_ms": plain,
     "ratio_per_round": [a / f for a, f in zip(again, full)],
+    "ratio_no_etag_per_round": [p / f for p, f in zip(plain, full)],
     "full_render_median_ms": statistics.median(full),
     "sent_again_median_ms": statistics.median(again),
+    "sent_again_no_etag_median_ms": statistics.median(plain),
     "ratio_median": statistics.median(again) / statistics.median(full),
+    "ratio_no_etag_median": statistics.median(plain) / statistics.median(full),
 }
 with open(out, "w") as f:
     json.dump(result, f, indent=1)

@@ -11,7 +11,7 @@ use super::{
     AppId, AvatarChange, AvatarId, AvatarRecord, AvatarSize, AvatarSource, ChangeReservation,
     ChangeSlot, Clock, DomainError, HeadImgUrl, Repository, TokenId,
 };
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::imaging::{self, ImageError, ImageLimits, RenderedAvatar};
 use crate::storage::BlobStore;
 use crate::telemetry::metrics::{self, Stage};
@@ -199,6 +199,7 @@ impl AvatarUpdater {
             let source = AvatarSource {
                 url: source,
                 hash: Some(&source_hash),
+                etag: None,
                 slot,
             };
             self.commit(owner, app_id, &avatar, &source).await
@@ -236,6 +237,7 @@ impl AvatarUpdater {
             let source = AvatarSource {
                 url: &url,
                 hash: None,
+                etag: None,
                 slot,
             };
             async move { self.commit(owner, app_id, &avatar, &source).await }
@@ -295,21 +297,35 @@ impl AvatarUpdater {
         slot: Option<ChangeSlot>,
     ) -> Result<AvatarChange, DomainError> {
         let deadline = self.config.process_timeout;
-        let (avatar, source_hash) = tokio::time::timeout(deadline, async {
+        let (avatar, source_hash, etag) = tokio::time::timeout(deadline, async {
+            // The same URL again, whose server said which bytes it had: asked
+            // whether they changed, a 304 keeps the avatar made from them.
+            let known = self.repo.known_source(url.as_url().as_str()).await?;
             // The permit lives until the picture is decoded: that is how long the
             // downloaded bytes stay in memory.
             let _download = self.wait_for(&self.downloads).await?;
             let fetching = std::time::Instant::now();
-            let bytes = self.fetcher.fetch(url.as_url()).await.map_err(|e| {
-                metrics::fetch_refused(e.code());
-                AvatarError::from(e)
-            })?;
+            let fetched = self
+                .fetcher
+                .fetch_unless(url.as_url(), known.as_ref().map(|k| k.etag.as_str()))
+                .await
+                .map_err(|e| {
+                    metrics::fetch_refused(e.code());
+                    AvatarError::from(e)
+                })?;
             metrics::avatar_stage(Stage::Fetch, fetching.elapsed());
+            let (bytes, etag) = match (fetched, known) {
+                (Fetched::Body { bytes, etag }, _) => (bytes, etag),
+                (Fetched::NotModified, Some(known)) => return Ok((known.avatar, None, None)),
+                (Fetched::NotModified, None) => {
+                    return Err(AvatarError::from(FetchError::HttpStatus(304)).into());
+                }
+            };
             let source_hash = hex::encode(Sha256::digest(&bytes));
             // The same picture again (a bot re-sending a URL, or the same file
             // at another address): its avatar exists, nothing to decode.
             if let Some(avatar) = self.repo.avatar_for_source(&source_hash).await? {
-                return Ok((avatar, source_hash));
+                return Ok((avatar, Some(source_hash), etag));
             }
             let rendered = self.render(bytes).await?;
             // Blobs are complete before the database points at them, so no URL
@@ -318,14 +334,16 @@ impl AvatarUpdater {
             let storing = std::time::Instant::now();
             let avatar = persist_avatar(&self.storage, &rendered).await?;
             metrics::avatar_stage(Stage::Store, storing.elapsed());
-            Ok::<_, DomainError>((avatar, source_hash))
+            Ok::<_, DomainError>((avatar, Some(source_hash), etag))
         })
         .await
         .map_err(|_| AvatarError::Timeout(deadline))??;
 
+        // A 304 brought no bytes: nothing new to remember of the source.
         let source = AvatarSource {
             url: url.as_url().as_str(),
-            hash: Some(&source_hash),
+            hash: source_hash.as_deref(),
+            etag: etag.as_deref(),
             slot,
         };
         self.commit(owner, app_id, &avatar, &source).await

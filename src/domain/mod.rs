@@ -53,11 +53,11 @@ pub use profile::{
 pub use store::{
     AccountRecord, AccountStore, AvatarChange, AvatarRecord, AvatarSource, CallbackStore,
     ChangeReservation, ChangeSlot, ConsoleSessionRecord, ConsoleStore, DeviceRecord, DeviceStore,
-    DeviceSummary, HistoryEntry, InstanceTokenStore, Lease, LoginDevice, LoginDeviceStore,
-    LoginSessionRecord, LoginSessionStore, LoginStage, LoginState, MaintenanceStore, OutboxEvent,
-    OutboxState, OutboxStats, OutboxStore, OwnedDevice, Principal, PrivacySetting, ProfileChange,
-    ProfileFieldChange, ProfileStore, RecentChanges, Repository, Scanner, SecretStore, StoreError,
-    TokenAdminStore, TokenId, TokenRecord, TokenStore,
+    DeviceSummary, HistoryEntry, InstanceTokenStore, KnownSource, Lease, LoginDevice,
+    LoginDeviceStore, LoginSessionRecord, LoginSessionStore, LoginStage, LoginState,
+    MaintenanceStore, OutboxEvent, OutboxState, OutboxStats, OutboxStore, OwnedDevice, Principal,
+    PrivacySetting, ProfileChange, ProfileFieldChange, ProfileStore, RecentChanges, Repository,
+    Scanner, SecretStore, StoreError, TokenAdminStore, TokenId, TokenRecord, TokenStore,
 };
 
 use crate::storage::StorageError;

@@ -50,6 +50,14 @@ pub struct AvatarRecord {
     pub side: u32,
 }
 
+/// What a picture URL answered when an avatar was last made from it: its strong
+/// ETag, and the avatar of the bytes that came with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownSource {
+    pub etag: String,
+    pub avatar: AvatarRecord,
+}
+
 /// One avatar an account has had.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -66,6 +74,9 @@ pub struct AvatarSource<'a> {
     /// `None` when no picture was decoded (an earlier avatar used again): nothing
     /// new to remember for `avatar_for_source`.
     pub hash: Option<&'a str>,
+    /// The strong ETag `url` answered these bytes with, when `hash` is set: kept
+    /// for the next fetch of `url` (none: what `url` had before is forgotten).
+    pub etag: Option<&'a str>,
     /// The change-limit slot this change was reserved under, if any: deleted by
     /// the same transaction that commits the change.
     pub slot: Option<ChangeSlot>,
@@ -180,8 +191,8 @@ pub trait AccountStore {
     async fn list_accounts(&self, owner: TokenId) -> Result<Vec<AccountRecord>, StoreError>;
 
     /// Points the account at `avatar`, appends a history row and remembers that
-    /// `source_hash` (SHA-256 of the picture's bytes, hex) renders to it, in one
-    /// transaction, which also deletes the source's change-limit slot (changed
+    /// `source_hash` (SHA-256 of the picture's bytes, hex) renders to it and
+    /// which ETag its URL answered them with, in one transaction, which also deletes the source's change-limit slot (changed
     /// or not). Returns `None` when the account is not `owner`'s.
     async fn set_avatar(
         &self,
@@ -197,6 +208,10 @@ pub trait AccountStore {
         &self,
         source_hash: &str,
     ) -> Result<Option<AvatarRecord>, StoreError>;
+
+    /// The ETag `url` last answered and the avatar made from its bytes, if it
+    /// answered one.
+    async fn known_source(&self, url: &str) -> Result<Option<KnownSource>, StoreError>;
 
     /// Every avatar the account has had, oldest first (callers check ownership).
     async fn avatar_history(&self, app_id: &AppId) -> Result<Vec<HistoryEntry>, StoreError>;

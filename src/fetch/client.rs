@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LOCATION, USER_AGENT};
+use hyper::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH, LOCATION,
+    USER_AGENT,
+};
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -22,9 +25,21 @@ const MAX_PREALLOC: u64 = 1024 * 1024;
 /// for how long: enough for the dispatcher's deliveries in flight.
 const POST_IDLE_PER_HOST: usize = 32;
 const POST_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// ETags longer than this are not kept (nginx's are 20-odd bytes, S3's 34).
+const MAX_ETAG_LEN: usize = 128;
 
 type HttpClient = Client<HttpsConnector<GuardedConnector>, Empty<Bytes>>;
 type PostClient = Client<HttpsConnector<GuardedConnector>, Full<Bytes>>;
+
+/// What [`Fetcher::fetch_unless`] found.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The body, and the strong ETag the URL answered it with: only when the URL
+    /// answered itself, not through a redirect (whose target may change).
+    Body { bytes: Bytes, etag: Option<String> },
+    /// 304 Not Modified: the URL still has the bytes of the ETag asked with.
+    NotModified,
+}
 
 /// Downloads pictures from untrusted URLs, and POSTs callbacks to them. Cheap
 /// to clone.
@@ -108,8 +123,24 @@ impl Fetcher {
     /// redirects, every hop re-checked. The whole call is bounded by
     /// `total_timeout`.
     pub async fn fetch(&self, url: &::url::Url) -> Result<Bytes, FetchError> {
+        match self.fetch_unless(url, None).await? {
+            Fetched::Body { bytes, .. } => Ok(bytes),
+            Fetched::NotModified => Err(FetchError::HttpStatus(304)),
+        }
+    }
+
+    /// [`fetch`](Self::fetch), asking the first URL for its body only if it no
+    /// longer matches `etag` (`If-None-Match`, a strong ETag it answered
+    /// before). A 304 counts only when it answers that question: to a request
+    /// without it, or after a redirect, it is a status like any other non-2xx.
+    pub async fn fetch_unless(
+        &self,
+        url: &::url::Url,
+        etag: Option<&str>,
+    ) -> Result<Fetched, FetchError> {
         check_url(url).map_err(FetchError::BadUrl)?;
-        match tokio::time::timeout(self.config.total_timeout, self.follow(url)).await {
+        let condition = etag.and_then(|etag| HeaderValue::from_str(etag).ok());
+        match tokio::time::timeout(self.config.total_timeout, self.follow(url, condition)).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout),
         }
@@ -155,12 +186,20 @@ impl Fetcher {
         }
     }
 
-    async fn follow(&self, start: &::url::Url) -> Result<Bytes, FetchError> {
+    async fn follow(
+        &self,
+        start: &::url::Url,
+        mut condition: Option<HeaderValue>,
+    ) -> Result<Fetched, FetchError> {
         let mut current = start.clone();
         let mut redirects = 0usize;
         loop {
-            let response = self.get(&current).await?;
+            let asked = condition.is_some();
+            let response = self.get(&current, condition.take()).await?;
             let status = response.status();
+            if asked && status == StatusCode::NOT_MODIFIED {
+                return Ok(Fetched::NotModified);
+            }
             if is_redirect(status) {
                 if redirects >= self.config.max_redirects {
                     return Err(FetchError::TooManyRedirects {
@@ -178,14 +217,26 @@ impl Fetcher {
             if !status.is_success() {
                 return Err(FetchError::HttpStatus(status.as_u16()));
             }
-            return self.read_body(response).await;
+            let etag = (redirects == 0)
+                .then(|| strong_etag(response.headers()))
+                .flatten();
+            let bytes = self.read_body(response).await?;
+            return Ok(Fetched::Body { bytes, etag });
         }
     }
 
-    async fn get(&self, url: &::url::Url) -> Result<Response<hyper::body::Incoming>, FetchError> {
-        let request = Request::get(to_uri(url)?)
+    async fn get(
+        &self,
+        url: &::url::Url,
+        if_none_match: Option<HeaderValue>,
+    ) -> Result<Response<hyper::body::Incoming>, FetchError> {
+        let mut request = Request::get(to_uri(url)?)
             .header(USER_AGENT, USER_AGENT_VALUE)
-            .header(ACCEPT, ACCEPT_VALUE)
+            .header(ACCEPT, ACCEPT_VALUE);
+        if let Some(etag) = if_none_match {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let request = request
             .body(Empty::new())
             .map_err(|_| FetchError::BadUrl(BadUrlReason::Unusable))?;
         self.client.request(request).await.map_err(request_error)
@@ -243,6 +294,20 @@ fn redirect_target(current: &::url::Url, headers: &HeaderMap) -> Result<::url::U
         .map_err(|_| protocol("redirect Location is not a valid URL"))
 }
 
+/// The response's ETag if it is one strong entity tag (RFC 9110 8.8.3:
+/// `"…"` of visible ASCII but `"`). A weak one (`W/"…"`) promises equivalent
+/// content, not the same bytes, so it cannot stand for a picture's hash.
+fn strong_etag(headers: &HeaderMap) -> Option<String> {
+    let mut values = headers.get_all(ETAG).iter();
+    let value = values.next()?.as_bytes();
+    let tag = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let visible = |b: &u8| *b == 0x21 || (0x23..=0x7e).contains(b);
+    if values.next().is_some() || value.len() > MAX_ETAG_LEN || !tag.iter().all(visible) {
+        return None;
+    }
+    String::from_utf8(value.to_vec()).ok()
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(CONTENT_LENGTH)?
@@ -287,4 +352,47 @@ fn find_connect_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Conne
         current = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod etag_tests {
+    use super::*;
+
+    fn etag_of(values: &[&[u8]]) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(ETAG, HeaderValue::from_bytes(value).unwrap());
+        }
+        strong_etag(&headers)
+    }
+
+    #[test]
+    fn only_one_well_formed_strong_etag_is_kept() {
+        assert_eq!(
+            etag_of(&[b"\"5e3c-1a2b\""]).as_deref(),
+            Some("\"5e3c-1a2b\"")
+        );
+        assert_eq!(etag_of(&[b"\"\""]).as_deref(), Some("\"\""));
+        let long = format!("\"{}\"", "a".repeat(MAX_ETAG_LEN - 2));
+        assert_eq!(etag_of(&[long.as_bytes()]), Some(long.clone()));
+        for refused in [
+            &b"W/\"5e3c\""[..],
+            b"5e3c",
+            b"\"5e3c",
+            b"\"",
+            b"\"a\"b\"",
+            b"\"a b\"",
+            b"\"caf\xc3\xa9\"",
+            format!("\"{}\"", "a".repeat(MAX_ETAG_LEN - 1)).as_bytes(),
+        ] {
+            assert_eq!(
+                etag_of(&[refused]),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(refused)
+            );
+        }
+        assert_eq!(etag_of(&[b"\"a\"", b"\"b\""]), None, "two answers are none");
+        assert_eq!(etag_of(&[]), None);
+    }
 }

@@ -30,7 +30,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 pub use crate::domain::{BadUrlReason, MAX_URL_LEN, check_url};
-pub use client::Fetcher;
+pub use client::{Fetched, Fetcher};
 pub use connector::{Dial, Resolve, SystemResolver, TcpDialer};
 pub use policy::is_global;
 

@@ -58,6 +58,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "journal_filters",
         include_str!("../../migrations/postgres/0010_journal_filters.sql"),
     ),
+    (
+        11,
+        "source_validators",
+        include_str!("../../migrations/postgres/0011_source_validators.sql"),
+    ),
 ];
 
 /// PostgreSQL, for any number of instances sharing one database. Every guarantee

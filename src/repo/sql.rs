@@ -152,6 +152,21 @@ macro_rules! impl_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                    let validator = match source.etag {
+                        Some(etag) => sqlx::query(
+                            "INSERT INTO source_validators (url, etag, source_hash, seen_at) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT (url) DO UPDATE SET \
+                             etag = excluded.etag, source_hash = excluded.source_hash, \
+                             seen_at = excluded.seen_at",
+                        )
+                        .bind(source.url)
+                        .bind(etag)
+                        .bind(hash)
+                        .bind(now),
+                        None => sqlx::query("DELETE FROM source_validators WHERE url = $1")
+                            .bind(source.url),
+                    };
+                    validator.execute(&mut *tx).await?;
                 }
                 if let Some(slot) = source.slot {
                     sqlx::query("DELETE FROM avatar_change_slots WHERE id = $1")
@@ -196,6 +211,30 @@ macro_rules! impl_store {
                 Ok(Some($crate::domain::AvatarRecord {
                     id: super::avatar_id(&id)?,
                     side: u32::try_from(side).unwrap_or(0),
+                }))
+            }
+
+            async fn known_source(
+                &self,
+                url: &str,
+            ) -> Result<Option<$crate::domain::KnownSource>, $crate::domain::StoreError> {
+                let row: Option<(String, String, i64)> = sqlx::query_as(
+                    "SELECT v.etag, a.id, a.side FROM source_validators v \
+                     JOIN avatar_sources s ON s.source_hash = v.source_hash \
+                     JOIN avatars a ON a.id = s.avatar_id WHERE v.url = $1",
+                )
+                .bind(url)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((etag, id, side)) = row else {
+                    return Ok(None);
+                };
+                Ok(Some($crate::domain::KnownSource {
+                    etag,
+                    avatar: $crate::domain::AvatarRecord {
+                        id: super::avatar_id(&id)?,
+                        side: u32::try_from(side).unwrap_or(0),
+                    },
                 }))
             }
 

@@ -58,6 +58,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "journal_filters",
         include_str!("../../migrations/sqlite/0010_journal_filters.sql"),
     ),
+    (
+        11,
+        "source_validators",
+        include_str!("../../migrations/sqlite/0011_source_validators.sql"),
+    ),
 ];
 
 /// The embedded default: one SQLite file in WAL mode, shared safely with the CLI

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use gewe_server::config::Settings;
 use gewe_server::domain::{
     AccountRecord, AppId, AvatarChange, AvatarId, AvatarRecord, AvatarSource, HistoryEntry,
-    RecentChanges, StoreError, TokenId, Wxid,
+    KnownSource, RecentChanges, StoreError, TokenId, Wxid,
 };
 use gewe_server::startup::open_repo;
 use tokio::sync::Barrier;
@@ -51,6 +51,7 @@ fn source(url: &'static str) -> AvatarSource<'static> {
     AvatarSource {
         url,
         hash: Some(url.rsplit('/').next().unwrap()),
+        etag: None,
         slot: None,
     }
 }
@@ -327,6 +328,52 @@ async fn repository_remembers_which_picture_made_which_avatar() {
         repo.avatar_for_source("2.jpg").await.unwrap(),
         Some(avatar(2))
     );
+}
+
+/// The ETag a URL answered is kept with the change that used its bytes,
+/// replaced by the next, and forgotten when the URL answers none.
+#[tokio::test]
+async fn repository_remembers_the_etag_each_url_answered() {
+    let data = TestData::new().await;
+    let repo = data.repo().await;
+    let owner = repo.insert_token("hash-etags", None, NOW).await.unwrap();
+    let record = account("wxid_repo_etags", &avatar(1));
+    repo.insert_account(owner, &record, &avatar(1), NOW)
+        .await
+        .unwrap();
+    let url = "http://x/tagged.jpg";
+    let tagged = |etag, hash, n| {
+        let source = AvatarSource {
+            hash: Some(hash),
+            etag,
+            ..source(url)
+        };
+        let repo = Arc::clone(&repo);
+        let app_id = record.app_id.clone();
+        async move {
+            repo.set_avatar(owner, &app_id, &avatar(n), &source, NOW)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(repo.known_source(url).await.unwrap(), None);
+    tagged(Some("\"v1\""), "hash-v1", 2).await;
+    let known = |etag: &str, n| KnownSource {
+        etag: etag.to_owned(),
+        avatar: avatar(n),
+    };
+    assert_eq!(
+        repo.known_source(url).await.unwrap(),
+        Some(known("\"v1\"", 2))
+    );
+    tagged(Some("\"v2\""), "hash-v2", 3).await;
+    assert_eq!(
+        repo.known_source(url).await.unwrap(),
+        Some(known("\"v2\"", 3))
+    );
+    assert_eq!(repo.known_source("http://x/other.jpg").await.unwrap(), None);
+    tagged(None, "hash-v3", 4).await;
+    assert_eq!(repo.known_source(url).await.unwrap(), None);
 }
 
 /// `GEWE_DATABASE_MAX_CONNECTIONS` bounds what one instance opens, under load.

@@ -344,6 +344,11 @@ async fn failures_say_why_and_change_nothing() {
             "fetch-http-status",
             "404",
         ),
+        (
+            format!("{}/not-modified", host.base),
+            "fetch-http-status",
+            "304",
+        ),
         (format!("{}/slow", host.base), "fetch-timeout", "超时"),
         (
             format!("{}/endless", host.base),
@@ -457,4 +462,84 @@ async fn the_same_picture_reuses_its_avatar_without_decoding() {
     let refused = strict.update_head_img(&token, &other, &new).await;
     assert_eq!(refused["data"]["code"], "image-too-large", "{refused}");
     drop(temp);
+}
+
+/// A URL whose server gave a strong ETag is asked again with If-None-Match: a
+/// 304 puts back the avatar of the bytes it sent before, with no download (a
+/// real change, with its history row); new bytes under a new ETag are fetched
+/// and rendered.
+#[tokio::test]
+async fn a_url_asked_again_is_revalidated_by_its_etag() {
+    let app = spawn_app().await;
+    let host = ImageHost::start().await;
+    let (token, app_id) = account(&app).await;
+    let blue = jpeg(64, 64, [10, 120, 230]);
+    let url = host.serve_tagged("tagged.jpg", "image/jpeg", blue, Some("\"v1\""));
+    let other = host.serve("other.jpg", "image/jpeg", jpeg(64, 64, [200, 0, 0]));
+
+    assert_eq!(app.update_head_img(&token, &app_id, &url).await["ret"], 200);
+    let first = avatar_base(&app.profile(&token, &app_id).await);
+    assert_eq!(
+        app.update_head_img(&token, &app_id, &other).await["ret"],
+        200
+    );
+    let history = app.history_len(&app_id).await;
+    let answer = app.update_head_img(&token, &app_id, &url).await;
+    assert_eq!(answer["ret"], 200, "{answer}");
+    assert_eq!(avatar_base(&app.profile(&token, &app_id).await), first);
+    assert_eq!(app.history_len(&app_id).await, history + 1);
+    assert_eq!(
+        host.conditions(),
+        [None, None, Some("\"v1\"".to_owned())],
+        "asked the second time only"
+    );
+    assert_eq!(host.not_modified(), 1);
+
+    // The picture changes, and its ETag with it: downloaded and rendered.
+    let green = jpeg(64, 64, [20, 200, 40]);
+    host.serve_tagged("tagged.jpg", "image/jpeg", green, Some("\"v2\""));
+    assert_eq!(app.update_head_img(&token, &app_id, &url).await["ret"], 200);
+    let second = app.profile(&token, &app_id).await;
+    assert_ne!(avatar_base(&second), first);
+    let small = app
+        .client
+        .get(format!("{}/64", avatar_base(&second)))
+        .send()
+        .await
+        .unwrap();
+    let small = decode(&small.bytes().await.unwrap());
+    assert!(close(small.get_pixel(32, 32), [20, 200, 40]));
+    assert_eq!(host.not_modified(), 1);
+    assert_eq!(host.conditions()[3], Some("\"v1\"".to_owned()));
+}
+
+/// Only a strong ETag stands for the bytes. A weak one (`W/"…"`) promises
+/// equivalent content: its URL is downloaded again every time, so new bytes
+/// under the same weak ETag still give a new avatar. Nor is an ETag kept that
+/// came through a redirect, whose target may be another next time.
+#[tokio::test]
+async fn weak_and_redirected_etags_are_not_trusted() {
+    let app = spawn_app().await;
+    let host = ImageHost::start().await;
+    let (token, app_id) = account(&app).await;
+    let weak = Some("W/\"same\"");
+    let url = host.serve_tagged("weak.jpg", "image/jpeg", jpeg(64, 64, [10, 120, 230]), weak);
+    assert_eq!(app.update_head_img(&token, &app_id, &url).await["ret"], 200);
+    let first = avatar_base(&app.profile(&token, &app_id).await);
+    host.serve_tagged("weak.jpg", "image/jpeg", jpeg(64, 64, [20, 200, 40]), weak);
+    assert_eq!(app.update_head_img(&token, &app_id, &url).await["ret"], 200);
+    assert_ne!(avatar_base(&app.profile(&token, &app_id).await), first);
+    assert_eq!(host.not_modified(), 0);
+
+    let strong = Some("\"r1\"");
+    host.serve_tagged("moved.jpg", "image/jpeg", jpeg(64, 64, [200, 0, 0]), strong);
+    let redirect = format!("{}/redirect/1/moved.jpg", host.base);
+    for _ in 0..2 {
+        assert_eq!(
+            app.update_head_img(&token, &app_id, &redirect).await["ret"],
+            200
+        );
+    }
+    assert!(host.conditions().iter().all(Option::is_none));
+    assert_eq!(host.conditions().len(), 6);
 }
