@@ -124,25 +124,43 @@ macro_rules! impl_store {
                 let mut tx = self.writer.begin().await?;
                 // The avatar row first, then the account row, in every writer: updates
                 // queue but never deadlock. On SQLite this write also takes the
-                // database's write lock before the read below, so concurrent updates
+                // database's write lock before anything is read, so concurrent updates
                 // queue instead of failing with BUSY_SNAPSHOT.
                 insert_avatar(&mut tx, avatar, now).await?;
-                // On PostgreSQL, FOR UPDATE: a second instance updating the same
-                // account waits here until this transaction ends, then reads the
-                // pointer this one wrote; without it both could read the old pointer
-                // and both append a history row.
-                let current: Option<String> = sqlx::query_scalar(concat!(
-                    "SELECT avatar_id FROM accounts WHERE app_id = $1 AND token_id = $2",
-                    $for_update
-                ))
+                let new_id = avatar.id.to_string();
+                // Moving the pointer is the read: a row changed means the account is
+                // the owner's and pointed elsewhere. On PostgreSQL a second instance
+                // updating the same account waits on the row lock and re-checks the
+                // condition against the pointer this one wrote, so one history row
+                // is appended, not two.
+                let moved = sqlx::query(
+                    "UPDATE accounts SET avatar_id = $1, updated_at = $2 \
+                     WHERE app_id = $3 AND token_id = $4 AND avatar_id <> $1",
+                )
+                .bind(&new_id)
+                .bind(now)
                 .bind(app_id.as_str())
                 .bind(owner.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let new_id = avatar.id.to_string();
-                if current.is_some()
-                    && let Some(hash) = source.hash
-                {
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
+                // Nothing moved: the pointer was already there, or the account is
+                // not the owner's.
+                if !moved {
+                    let owned: Option<String> = sqlx::query_scalar(concat!(
+                        "SELECT app_id FROM accounts WHERE app_id = $1 AND token_id = $2",
+                        $for_update
+                    ))
+                    .bind(app_id.as_str())
+                    .bind(owner.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if owned.is_none() {
+                        return Ok(None);
+                    }
+                }
+                if let Some(hash) = source.hash {
                     sqlx::query(
                         "INSERT INTO avatar_sources (source_hash, avatar_id, created_at) \
                          VALUES ($1, $2, $3) ON CONFLICT (source_hash) DO NOTHING",
@@ -174,21 +192,11 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                let change = match current {
-                    None => return Ok(None),
-                    Some(current) if current == new_id => AvatarChange::Unchanged,
-                    Some(_) => {
-                        sqlx::query(
-                            "UPDATE accounts SET avatar_id = $1, updated_at = $2 WHERE app_id = $3",
-                        )
-                        .bind(&new_id)
-                        .bind(now)
-                        .bind(app_id.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                        append_history(&mut tx, app_id, avatar.id, Some(source.url), now).await?;
-                        AvatarChange::Changed
-                    }
+                let change = if moved {
+                    append_history(&mut tx, app_id, avatar.id, Some(source.url), now).await?;
+                    AvatarChange::Changed
+                } else {
+                    AvatarChange::Unchanged
                 };
                 tx.commit().await?;
                 Ok(Some(change))
