@@ -20,6 +20,10 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::domain::{AppId, OutboxEvent, OutboxState, TokenId};
 
+/// Deliveries marked by one statement: far under SQLite's 32766 and
+/// PostgreSQL's 65535 bound values.
+pub(super) const MARK_CHUNK: usize = 500;
+
 /// Every outbox column a record needs, for `SELECT` and `RETURNING` alike.
 macro_rules! outbox_columns {
     () => {
@@ -188,22 +192,27 @@ macro_rules! impl_outbox {
                 holder: &str,
                 now: i64,
             ) -> Result<u64, $crate::domain::StoreError> {
-                let mut tx = self.writer.begin().await?;
+                // One statement per batch: one round trip to the one writer,
+                // however many deliveries came back together (in chunks well
+                // under either engine's limit on bound values). Each statement
+                // stands alone: ids a failed one leaves pending are sent again.
                 let mut held = 0;
-                for id in ids {
-                    held += sqlx::query(
-                        "UPDATE outbox SET state = 'delivered', finished_at = $3, \
-                         last_error = NULL, lease_holder = NULL, lease_until = NULL \
-                         WHERE id = $1 AND lease_holder = $2 AND state = 'pending'",
-                    )
-                    .bind(id)
-                    .bind(holder)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                for chunk in ids.chunks(super::sql_outbox::MARK_CHUNK) {
+                    let mut sql = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE outbox SET state = 'delivered', last_error = NULL, \
+                         lease_holder = NULL, lease_until = NULL, finished_at = ",
+                    );
+                    sql.push_bind(now)
+                        .push(" WHERE state = 'pending' AND lease_holder = ")
+                        .push_bind(holder)
+                        .push(" AND id IN (");
+                    let mut listed = sql.separated(", ");
+                    for id in chunk {
+                        listed.push_bind(*id);
+                    }
+                    sql.push(")");
+                    held += sql.build().execute(&self.writer).await?.rows_affected();
                 }
-                tx.commit().await?;
                 Ok(held)
             }
 
