@@ -185,14 +185,14 @@ impl AvatarUpdater {
         }
         self.under_limit(app_id, |slot| async move {
             let deadline = self.config.process_timeout;
-            let (avatar, source_hash) = tokio::time::timeout(deadline, async {
+            let (avatar, source_hash, stored) = tokio::time::timeout(deadline, async {
                 let source_hash = hex::encode(Sha256::digest(&bytes));
                 if let Some(avatar) = self.repo.avatar_for_source(&source_hash).await? {
-                    return Ok((avatar, source_hash));
+                    return Ok((avatar, source_hash, true));
                 }
                 let rendered = self.render(bytes).await?;
                 let avatar = persist_avatar(&self.storage, &rendered).await?;
-                Ok::<_, DomainError>((avatar, source_hash))
+                Ok::<_, DomainError>((avatar, source_hash, false))
             })
             .await
             .map_err(|_| AvatarError::Timeout(deadline))??;
@@ -200,6 +200,7 @@ impl AvatarUpdater {
                 url: source,
                 hash: Some(&source_hash),
                 etag: None,
+                stored,
                 slot,
             };
             self.commit(owner, app_id, &avatar, &source).await
@@ -238,6 +239,7 @@ impl AvatarUpdater {
                 url: &url,
                 hash: None,
                 etag: None,
+                stored: true,
                 slot,
             };
             async move { self.commit(owner, app_id, &avatar, &source).await }
@@ -297,7 +299,7 @@ impl AvatarUpdater {
         slot: Option<ChangeSlot>,
     ) -> Result<AvatarChange, DomainError> {
         let deadline = self.config.process_timeout;
-        let (avatar, source_hash, etag) = tokio::time::timeout(deadline, async {
+        let (avatar, source_hash, etag, stored) = tokio::time::timeout(deadline, async {
             // The same URL again, whose server said which bytes it had: asked
             // whether they changed, a 304 keeps the avatar made from them.
             let known = self.repo.known_source(url.as_url().as_str()).await?;
@@ -316,7 +318,7 @@ impl AvatarUpdater {
             metrics::avatar_stage(Stage::Fetch, fetching.elapsed());
             let (bytes, etag) = match (fetched, known) {
                 (Fetched::Body { bytes, etag }, _) => (bytes, etag),
-                (Fetched::NotModified, Some(known)) => return Ok((known.avatar, None, None)),
+                (Fetched::NotModified, Some(known)) => return Ok((known.avatar, None, None, true)),
                 (Fetched::NotModified, None) => {
                     return Err(AvatarError::from(FetchError::HttpStatus(304)).into());
                 }
@@ -325,7 +327,7 @@ impl AvatarUpdater {
             // The same picture again (a bot re-sending a URL, or the same file
             // at another address): its avatar exists, nothing to decode.
             if let Some(avatar) = self.repo.avatar_for_source(&source_hash).await? {
-                return Ok((avatar, Some(source_hash), etag));
+                return Ok((avatar, Some(source_hash), etag, true));
             }
             let rendered = self.render(bytes).await?;
             // Blobs are complete before the database points at them, so no URL
@@ -334,7 +336,7 @@ impl AvatarUpdater {
             let storing = std::time::Instant::now();
             let avatar = persist_avatar(&self.storage, &rendered).await?;
             metrics::avatar_stage(Stage::Store, storing.elapsed());
-            Ok::<_, DomainError>((avatar, Some(source_hash), etag))
+            Ok::<_, DomainError>((avatar, Some(source_hash), etag, false))
         })
         .await
         .map_err(|_| AvatarError::Timeout(deadline))??;
@@ -344,6 +346,7 @@ impl AvatarUpdater {
             url: url.as_url().as_str(),
             hash: source_hash.as_deref(),
             etag: etag.as_deref(),
+            stored,
             slot,
         };
         self.commit(owner, app_id, &avatar, &source).await

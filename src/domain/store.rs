@@ -77,6 +77,9 @@ pub struct AvatarSource<'a> {
     /// The strong ETag `url` answered these bytes with, when `hash` is set: kept
     /// for the next fetch of `url` (none: what `url` had before is forgotten).
     pub etag: Option<&'a str>,
+    /// `avatar` was found in the store (avatars are never deleted): the commit
+    /// has no avatar row to write.
+    pub stored: bool,
     /// The change-limit slot this change was reserved under, if any: deleted by
     /// the same transaction that commits the change.
     pub slot: Option<ChangeSlot>,

@@ -123,10 +123,13 @@ macro_rules! impl_store {
                 use $crate::domain::AvatarChange;
                 let mut tx = self.writer.begin().await?;
                 // The avatar row first, then the account row, in every writer: updates
-                // queue but never deadlock. On SQLite this write also takes the
-                // database's write lock before anything is read, so concurrent updates
-                // queue instead of failing with BUSY_SNAPSHOT.
-                insert_avatar(&mut tx, avatar, now).await?;
+                // queue but never deadlock. On SQLite the first write (this one, or
+                // the UPDATE below) takes the database's write lock before anything
+                // is read, so concurrent updates queue instead of failing with
+                // BUSY_SNAPSHOT.
+                if !source.stored {
+                    insert_avatar(&mut tx, avatar, now).await?;
+                }
                 let new_id = avatar.id.to_string();
                 // Moving the pointer is the read: a row changed means the account is
                 // the owner's and pointed elsewhere. On PostgreSQL a second instance

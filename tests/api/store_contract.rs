@@ -52,6 +52,7 @@ fn source(url: &'static str) -> AvatarSource<'static> {
         url,
         hash: Some(url.rsplit('/').next().unwrap()),
         etag: None,
+        stored: false,
         slot: None,
     }
 }
