@@ -195,8 +195,9 @@ pub trait AccountStore {
 
     /// Points the account at `avatar`, appends a history row and remembers that
     /// `source_hash` (SHA-256 of the picture's bytes, hex) renders to it and
-    /// which ETag its URL answered them with, in one transaction, which also deletes the source's change-limit slot (changed
-    /// or not). Returns `None` when the account is not `owner`'s.
+    /// which ETag its URL answered them with, in one transaction, which also
+    /// deletes the source's change-limit slot (changed or not). Returns `None`
+    /// when the account is not `owner`'s.
     async fn set_avatar(
         &self,
         owner: TokenId,
