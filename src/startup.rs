@@ -255,6 +255,7 @@ pub fn dispatcher_config(settings: &Settings) -> DispatcherConfig {
         retry_cap_secs: settings.callback_retry_cap_secs.max(1),
         max_age_secs: settings.callback_max_age_secs.max(0),
         prune_after_days: settings.callback_prune_days.max(0),
+        ..DispatcherConfig::default()
     }
 }
 

@@ -4,17 +4,21 @@
 //! that, every `poll_interval`, whenever a delivery finishes and whenever this
 //! process commits an event ([`OutboxSignal`]):
 //!
-//! 1. claims due events with a lease (`OutboxStore::claim_events`): only the
-//!    oldest pending event of each appId, so per-device order holds and at most
-//!    one event per device is in flight, across every instance sharing the
-//!    database. A lease runs out after `lease_secs` (by the domain clock), so
-//!    the events of an instance that died are taken over;
-//! 2. POSTs each one's stored bytes to its token's callback URL as it is NOW
-//!    (read at the claim, once per token), through the callback fetcher (the
-//!    guarded connector with the callback allow list; no redirects; a small body
-//!    cap; a time limit; connections kept alive for the next event), each in its own
-//!    task, at most `max_in_flight` at once, so a slow or dead receiver holds one
-//!    slot and never the others' events;
+//! 1. claims due events with a lease (`OutboxStore::claim_events`): the
+//!    oldest pending event of each appId, with the events queued behind it (up
+//!    to `queue_per_device`), so per-device order holds and only one task per
+//!    device sends, across every instance sharing the database. A lease runs
+//!    out after `lease_secs` (by the domain clock), so the events of an
+//!    instance that died are taken over;
+//! 2. POSTs each device's events, in order, as stored, to its token's callback
+//!    URL as it is NOW (read at the claim, once per token), through the
+//!    callback fetcher (the guarded connector with the callback allow list; no
+//!    redirects; a small body cap; a time limit; connections kept alive for the
+//!    next event), one task per device, at most `max_in_flight` at once, so a
+//!    slow or dead receiver holds one slot and never the others' events. The
+//!    first failure ends the device's turn: the events behind it are handed
+//!    back untried, and so are those a turn could not start with a quarter of
+//!    the lease left;
 //! 3. 2xx: delivered; the deliveries that finished while the last outcomes were
 //!    being written are marked together, in one commit, so a busy outbox
 //!    costs about one commit per event (its insert) and not three. Otherwise the next attempt is due after an exponential
@@ -36,7 +40,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::domain::{
-    Clock, Lease, OutboxEvent, OutboxSignal, Repository, TokenId, callback_failure,
+    AppId, Clock, Lease, OutboxEvent, OutboxSignal, Repository, TokenId, callback_failure,
 };
 use crate::fetch::Fetcher;
 use crate::telemetry::metrics::{self, Attempt};
@@ -48,8 +52,11 @@ pub struct DispatcherConfig {
     pub poll_interval: Duration,
     /// How long a claim holds an event (domain clock); longer than one attempt.
     pub lease_secs: i64,
-    /// Deliveries in flight at once (each to a different appId).
+    /// Devices whose events are being sent at once.
     pub max_in_flight: usize,
+    /// Events of one device a claim takes at most: a backlog (after a pause
+    /// of the receiver or of the database) drains this many per turn.
+    pub queue_per_device: usize,
     /// First retry delay; doubles per attempt (`GEWE_CALLBACK_RETRY_BASE_SECS`).
     pub retry_base_secs: i64,
     /// Longest retry delay (`GEWE_CALLBACK_RETRY_CAP_SECS`).
@@ -66,6 +73,7 @@ impl Default for DispatcherConfig {
             poll_interval: Duration::from_millis(200),
             lease_secs: 30,
             max_in_flight: 32,
+            queue_per_device: 16,
             retry_base_secs: 2,
             retry_cap_secs: 600,
             max_age_secs: 24 * 60 * 60,
@@ -152,19 +160,20 @@ impl Dispatcher {
         let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
             while let Some(finished) = in_flight.try_join_next() {
-                delivered.extend(finished.ok().flatten());
+                delivered.extend(finished.unwrap_or_default());
             }
             self.record_delivered(&mut delivered).await;
             let free = self.config.max_in_flight.saturating_sub(in_flight.len());
             if free > 0 {
-                let events = self.claim(free).await;
+                let (events, lease) = self.claim(free).await;
                 let urls = self.callback_urls(&events).await;
-                for event in events {
-                    let Some(url) = urls.get(&event.owner).cloned() else {
-                        // The store failed: the lease runs out and it is tried again.
+                for queue in by_device(events) {
+                    let Some(url) = urls.get(&queue[0].owner).cloned() else {
+                        // The store failed: the leases run out and they are tried again.
                         continue;
                     };
-                    in_flight.spawn(Arc::clone(&self).deliver(event, url));
+                    let last_start = lease.until - self.config.lease_secs / 4;
+                    in_flight.spawn(Arc::clone(&self).deliver_queue(queue, url, last_start));
                 }
             }
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
@@ -176,13 +185,13 @@ impl Dispatcher {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 () = self.signal.rung() => {}
                 Some(finished) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    delivered.extend(finished.ok().flatten());
+                    delivered.extend(finished.unwrap_or_default());
                 }
             }
         }
         let drain = async {
             while let Some(finished) = in_flight.join_next().await {
-                delivered.extend(finished.ok().flatten());
+                delivered.extend(finished.unwrap_or_default());
             }
         };
         if tokio::time::timeout(DRAIN_ON_STOP, drain).await.is_err() {
@@ -192,18 +201,24 @@ impl Dispatcher {
         tracing::info!(holder = %self.holder, "callback dispatcher stopped");
     }
 
-    async fn claim(&self, free: usize) -> Vec<OutboxEvent> {
+    /// Claims the queues of up to `free` devices; answers them with the lease.
+    async fn claim(&self, free: usize) -> (Vec<OutboxEvent>, Lease) {
         let now = self.clock.unix_now();
         let lease = Lease {
             holder: self.holder.clone(),
             until: now + self.config.lease_secs,
         };
-        let limit = i64::try_from(free).unwrap_or(i64::MAX);
-        match self.repo.claim_events(now, &lease, limit).await {
-            Ok(events) => events,
+        let devices = i64::try_from(free).unwrap_or(i64::MAX);
+        let per_device = i64::try_from(self.config.queue_per_device.max(1)).unwrap_or(i64::MAX);
+        match self
+            .repo
+            .claim_events(now, &lease, devices, per_device)
+            .await
+        {
+            Ok(events) => (events, lease),
             Err(e) => {
                 tracing::warn!(error = %e, "callback dispatcher: cannot claim events");
-                Vec::new()
+                (Vec::new(), lease)
             }
         }
     }
@@ -262,9 +277,41 @@ impl Dispatcher {
         ids.clear();
     }
 
+    /// One device's claimed events, sent in order until one fails or the lease
+    /// is too short to start another (after `last_start`); what is left is
+    /// handed back untried. Answers the ids delivered, for the loop to mark in
+    /// its next batch.
+    async fn deliver_queue(
+        self: Arc<Self>,
+        queue: Vec<OutboxEvent>,
+        url: Option<Arc<str>>,
+        last_start: i64,
+    ) -> Vec<i64> {
+        let mut delivered = Vec::with_capacity(queue.len());
+        let mut events = queue.into_iter();
+        for event in events.by_ref() {
+            let id = event.id;
+            if self.deliver(event, url.clone()).await.is_none() {
+                break;
+            }
+            delivered.push(id);
+            if self.clock.unix_now() > last_start {
+                break;
+            }
+        }
+        let untried: Vec<i64> = events.map(|e| e.id).collect();
+        if !untried.is_empty()
+            && let Err(e) = self.repo.release_events(&untried, &self.holder).await
+        {
+            // Their leases run out and they are sent then.
+            tracing::warn!(error = %e, events = untried.len(), "callback dispatcher: cannot hand events back");
+        }
+        delivered
+    }
+
     /// One attempt at one claimed event. A failure's bookkeeping is done here;
-    /// a success answers the event's id, for the loop to mark in its next batch.
-    async fn deliver(self: Arc<Self>, event: OutboxEvent, url: Option<Arc<str>>) -> Option<i64> {
+    /// a success answers the event's id.
+    async fn deliver(&self, event: OutboxEvent, url: Option<Arc<str>>) -> Option<i64> {
         let outcome = match url.as_deref().map(::url::Url::parse) {
             Some(Ok(url)) => self
                 .fetcher
@@ -321,6 +368,23 @@ impl Dispatcher {
         }
         None
     }
+}
+
+/// Claimed events (in id order) grouped into each device's queue, each in id
+/// order, the queue with the oldest head first.
+fn by_device(events: Vec<OutboxEvent>) -> Vec<Vec<OutboxEvent>> {
+    let mut queues: Vec<Vec<OutboxEvent>> = Vec::new();
+    let mut index: HashMap<AppId, usize> = HashMap::new();
+    for event in events {
+        match index.get(&event.app_id) {
+            Some(&at) => queues[at].push(event),
+            None => {
+                index.insert(event.app_id.clone(), queues.len());
+                queues.push(vec![event]);
+            }
+        }
+    }
+    queues
 }
 
 #[cfg(test)]

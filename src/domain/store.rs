@@ -619,16 +619,24 @@ pub trait OutboxStore {
     /// `None` when its token has no callback URL, so nothing was written.
     async fn enqueue_event(&self, event: &NewEvent) -> Result<Option<i64>, StoreError>;
 
-    /// Claims up to `limit` due events (`next_attempt_at <= now`, no live
-    /// lease), at most one per appId and only the oldest pending one of it,
-    /// oldest first; each claim counts as an attempt. Safe across instances
-    /// sharing the database.
+    /// Claims the due heads (the oldest pending event of an appId, with
+    /// `next_attempt_at <= now` and no live lease) of up to `devices` appIds,
+    /// oldest first, each with the events queued behind it up to
+    /// `per_device` in all (an engine may take fewer, never a gap); answered
+    /// in id order. Each claimed event counts as an attempt. Safe across
+    /// instances sharing the database.
     async fn claim_events(
         &self,
         now: i64,
         lease: &Lease,
-        limit: i64,
+        devices: i64,
+        per_device: i64,
     ) -> Result<Vec<OutboxEvent>, StoreError>;
+
+    /// Hands claimed events back untried (they were queued behind one whose
+    /// attempt failed): no lease, and the attempt their claim counted undone.
+    /// Answers how many of them `holder` still held.
+    async fn release_events(&self, ids: &[i64], holder: &str) -> Result<u64, StoreError>;
 
     /// Marks claimed events delivered, all in one commit (under load the
     /// commits, not the statements, are what a database can do so many of per

@@ -105,7 +105,8 @@ super::sql_personal::impl_personal_store!(PgRepo, sqlx::Postgres, for_update = "
 super::sql_outbox::impl_outbox!(
     PgRepo,
     sqlx::Postgres,
-    skip_locked = " FOR UPDATE SKIP LOCKED"
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+    per_device_cap = 1
 );
 super::sql_control::impl_control_store!(PgRepo, sqlx::Postgres);
 super::sql_console::impl_console_store!(PgRepo, sqlx::Postgres);

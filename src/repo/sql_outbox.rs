@@ -66,8 +66,18 @@ where
 /// `FOR UPDATE SKIP LOCKED` (instances claim different rows without waiting);
 /// nothing for SQLite, where the claiming `UPDATE` holds the database's write
 /// lock from its first step, so two claims never see the same free row.
+/// `$per_device_cap` bounds how many events of one device a claim takes: any
+/// number on SQLite; 1 (the head) on PostgreSQL, where an instance claiming
+/// with a newer snapshot than another's would skip the rows the other has
+/// locked and take the event behind them that the other did not see yet,
+/// delivering it first.
 macro_rules! impl_outbox {
-    ($repo:ident, $db:ty, skip_locked = $skip_locked:literal) => {
+    (
+        $repo:ident,
+        $db:ty,
+        skip_locked = $skip_locked:literal,
+        per_device_cap = $per_device_cap:expr
+    ) => {
         /// Writes `event` to the outbox inside `tx`, if its token has a callback
         /// URL (answering the new id); nothing otherwise.
         pub(super) async fn outbox_insert(
@@ -140,42 +150,54 @@ macro_rules! impl_outbox {
                 &self,
                 now: i64,
                 lease: &$crate::domain::Lease,
-                limit: i64,
+                devices: i64,
+                per_device: i64,
             ) -> Result<Vec<$crate::domain::OutboxEvent>, $crate::domain::StoreError> {
-                // Only each appId's oldest pending event may go (callbacks of one
-                // device arrive in order). Those heads are found by skipping
-                // through the (state, app_id, id) index one appId at a time, so a
-                // claim costs a few lookups per device with events waiting, not a
-                // visit to every waiting event: a deep backlog (a slow or dead
-                // receiver) used to make every claim, on the database's one
-                // writer, slower for everyone.
-                // The CAST keeps the limit a value, not a constant SQLite's planner
-                // looks at: a bare `LIMIT $4` made it prepare the statement anew
-                // for every new number of free slots.
+                // Only each appId's oldest pending event, its head, may be
+                // tried (callbacks of one device arrive in order). Heads are
+                // found by skipping through the (state, app_id, id) index one
+                // appId at a time, so a claim costs a few lookups per device
+                // with events waiting, not a visit to every waiting event: a
+                // deep backlog (a slow or dead receiver) used to make every
+                // claim, on the database's one writer, slower for everyone.
+                // With a due head come the events queued behind it, up to the
+                // `per_device`-th: they were never tried (only heads are), so
+                // whoever holds the head holds the device, and a backlog drains
+                // in a few claims instead of one claim per event.
+                // The CASTs keep the limits values, not constants SQLite's
+                // planner looks at: a bare `LIMIT $4` made it prepare the
+                // statement anew for every new number of free slots.
                 let rows = sqlx::query(concat!(
                     "UPDATE outbox SET lease_holder = $1, lease_until = $2, \
                      attempts = attempts + 1 \
-                     WHERE id IN (SELECT o.id FROM outbox o \
-                     WHERE o.id IN (WITH RECURSIVE apps(app_id) AS ( \
+                     WHERE id IN (WITH RECURSIVE apps(app_id) AS ( \
                        SELECT (SELECT MIN(f.app_id) FROM outbox f WHERE f.state = 'pending') \
                        UNION ALL \
                        SELECT (SELECT MIN(n.app_id) FROM outbox n \
                          WHERE n.state = 'pending' AND n.app_id > apps.app_id) \
-                       FROM apps WHERE apps.app_id IS NOT NULL) \
-                     SELECT (SELECT MIN(h.id) FROM outbox h \
-                       WHERE h.state = 'pending' AND h.app_id = apps.app_id) \
-                     FROM apps WHERE apps.app_id IS NOT NULL) \
-                     AND o.next_attempt_at <= $3 \
-                     AND (o.lease_until IS NULL OR o.lease_until <= $3) \
-                     ORDER BY o.id LIMIT CAST($4 AS BIGINT)",
+                       FROM apps WHERE apps.app_id IS NOT NULL), \
+                     heads AS (SELECT o.id, o.app_id FROM outbox o \
+                       WHERE o.id IN (SELECT (SELECT MIN(h.id) FROM outbox h \
+                         WHERE h.state = 'pending' AND h.app_id = apps.app_id) \
+                         FROM apps WHERE apps.app_id IS NOT NULL) \
+                       AND o.next_attempt_at <= $3 \
+                       AND (o.lease_until IS NULL OR o.lease_until <= $3) \
+                       ORDER BY o.id LIMIT CAST($4 AS BIGINT)",
                     $skip_locked,
-                    ") RETURNING ",
+                    ") SELECT q.id FROM heads JOIN outbox q ON q.app_id = heads.app_id \
+                     WHERE q.state = 'pending' AND q.id >= heads.id \
+                     AND (q.lease_until IS NULL OR q.lease_until <= $3) \
+                     AND q.id < COALESCE((SELECT b.id FROM outbox b \
+                       WHERE b.state = 'pending' AND b.app_id = heads.app_id \
+                       ORDER BY b.id LIMIT 1 OFFSET CAST($5 AS BIGINT)), \
+                       9223372036854775807)) RETURNING ",
                     super::sql_outbox::outbox_columns!()
                 ))
                 .bind(&lease.holder)
                 .bind(lease.until)
                 .bind(now)
-                .bind(limit)
+                .bind(devices)
+                .bind(per_device.clamp(1, $per_device_cap))
                 .fetch_all(&self.writer)
                 .await?;
                 let mut events = rows
@@ -184,6 +206,28 @@ macro_rules! impl_outbox {
                     .collect::<Result<Vec<_>, _>>()?;
                 events.sort_by_key(|e| e.id);
                 Ok(events)
+            }
+
+            async fn release_events(
+                &self,
+                ids: &[i64],
+                holder: &str,
+            ) -> Result<u64, $crate::domain::StoreError> {
+                let mut released = 0;
+                for chunk in ids.chunks(super::sql_outbox::MARK_CHUNK) {
+                    let mut sql = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE outbox SET lease_holder = NULL, lease_until = NULL, \
+                         attempts = attempts - 1 WHERE state = 'pending' AND lease_holder = ",
+                    );
+                    sql.push_bind(holder).push(" AND id IN (");
+                    let mut listed = sql.separated(", ");
+                    for id in chunk {
+                        listed.push_bind(*id);
+                    }
+                    sql.push(")");
+                    released += sql.build().execute(&self.writer).await?.rows_affected();
+                }
+                Ok(released)
             }
 
             async fn mark_delivered(

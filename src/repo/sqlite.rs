@@ -99,7 +99,12 @@ impl SqliteRepo {
 super::sql::impl_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
 super::sql_login::impl_login_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_personal::impl_personal_store!(SqliteRepo, sqlx::Sqlite, for_update = "");
-super::sql_outbox::impl_outbox!(SqliteRepo, sqlx::Sqlite, skip_locked = "");
+super::sql_outbox::impl_outbox!(
+    SqliteRepo,
+    sqlx::Sqlite,
+    skip_locked = "",
+    per_device_cap = i64::MAX
+);
 super::sql_control::impl_control_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_console::impl_console_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_tokens::impl_token_admin!(SqliteRepo, sqlx::Sqlite);

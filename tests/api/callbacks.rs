@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use gewe_server::domain::{AppId, Clock, ManualClock, OutboxEvent, OutboxState, TokenId};
+use gewe_server::domain::{
+    AppId, Clock, InboundText, ManualClock, OutboxEvent, OutboxState, TokenId,
+};
 use gewe_server::fetch::{Dial, Resolve};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -407,6 +409,74 @@ async fn a_receiver_down_then_up_gets_everything_in_order() {
     assert_eq!(arrived.iter().filter(|a| **a == two).count(), 2);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.bodies().len(), 5, "each event once");
+}
+
+#[tokio::test]
+async fn a_failure_inside_a_devices_queue_holds_back_what_queues_behind_it() {
+    let (setup, hand) = manual_setup();
+    let app = spawn_app_with(setup).await;
+    let token = app.new_token().await;
+    let app_id = app.new_account(&token).await;
+    let device = AppId::parse(Some(app_id.clone())).unwrap();
+    let receiver = Receiver::start(Mode::Ok).await;
+    assert_eq!(
+        set_callback(&app, TOOLS, &token, &receiver.url()).await["ret"],
+        200
+    );
+    let addr = receiver.stop();
+    // The first message fails (nobody listens) and waits for its retry; the
+    // others queue behind it, to be claimed with it as one queue.
+    let say = |n: usize| InboundText {
+        from: Some("wxid_queue_sender".to_owned()),
+        from_nick_name: None,
+        chatroom: None,
+        chatroom_name: None,
+        content: format!("message {n}"),
+        at_self: false,
+    };
+    app.state.messages.inject(&device, say(1)).await.unwrap();
+    wait_events(&app, &token, "the first attempt", |e| {
+        e.iter().any(|e| e.last_error.is_some())
+    })
+    .await;
+    for n in 2..=5 {
+        app.state.messages.inject(&device, say(n)).await.unwrap();
+    }
+    // Up again: the 1st message goes, the 2nd is refused once (500).
+    let receiver = Receiver::start_on(addr, Mode::FailNth(2)).await;
+    hand.advance(Duration::from_secs(600));
+    receiver.wait_for(2, PATIENCE).await;
+    wait_events(&app, &token, "the refusal recorded", |e| {
+        e.iter()
+            .any(|e| e.last_error.as_deref().is_some_and(|m| m.contains("500")))
+    })
+    .await;
+    hand.advance(Duration::from_secs(600));
+    receiver.wait_for(6, PATIENCE).await;
+    let events = wait_events(&app, &token, "all delivered", |e| {
+        e.iter().all(|e| e.state == OutboxState::Delivered)
+    })
+    .await;
+    let sent: Vec<String> = receiver
+        .bodies()
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<Value>(b).unwrap()["Data"]["Content"]["string"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = [1, 2, 2, 3, 4, 5]
+        .iter()
+        .map(|n| format!("message {n}"))
+        .collect();
+    assert_eq!(sent, expected, "nothing behind the refused one went first");
+    // Those behind the refusal were handed back untried: one attempt each.
+    assert_eq!(
+        events.iter().map(|e| e.attempts).collect::<Vec<_>>(),
+        [2, 2, 1, 1, 1]
+    );
 }
 
 #[tokio::test]

@@ -3,11 +3,13 @@
 //! and are taken over, two instances claiming at once, and only tokens with a
 //! callback URL getting events.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use gewe_server::domain::{AppId, Lease, NewEvent, OutboxState, Repository, TokenId, Wxid};
+use gewe_server::domain::{
+    AppId, Lease, NewEvent, OutboxEvent, OutboxState, Repository, TokenId, Wxid,
+};
 use tokio::sync::Barrier;
 
 use crate::helpers::TestData;
@@ -90,14 +92,17 @@ async fn claims_keep_each_devices_order_and_one_in_flight_per_device() {
         );
     }
     // Only the head of each device's queue.
-    let claimed = repo.claim_events(NOW, &lease("a", NOW), 10).await.unwrap();
+    let claimed = repo
+        .claim_events(NOW, &lease("a", NOW), 10, 1)
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|e| e.id).collect::<Vec<_>>(),
         [ids[0], ids[2]]
     );
     assert!(claimed.iter().all(|e| e.attempts == 1));
     assert!(
-        repo.claim_events(NOW, &lease("a", NOW), 10)
+        repo.claim_events(NOW, &lease("a", NOW), 10, 1)
             .await
             .unwrap()
             .is_empty()
@@ -111,13 +116,13 @@ async fn claims_keep_each_devices_order_and_one_in_flight_per_device() {
     );
     assert_eq!(repo.mark_delivered(&[ids[2]], "a", NOW).await.unwrap(), 1);
     assert!(
-        repo.claim_events(NOW + 59, &lease("a", NOW + 59), 10)
+        repo.claim_events(NOW + 59, &lease("a", NOW + 59), 10, 1)
             .await
             .unwrap()
             .is_empty()
     );
     let claimed = repo
-        .claim_events(NOW + 60, &lease("a", NOW + 60), 10)
+        .claim_events(NOW + 60, &lease("a", NOW + 60), 10, 1)
         .await
         .unwrap();
     assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[0]]);
@@ -134,7 +139,7 @@ async fn claims_keep_each_devices_order_and_one_in_flight_per_device() {
             .unwrap()
     );
     let claimed = repo
-        .claim_events(NOW + 60, &lease("a", NOW + 60), 10)
+        .claim_events(NOW + 60, &lease("a", NOW + 60), 10, 1)
         .await
         .unwrap();
     assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[1]]);
@@ -143,7 +148,7 @@ async fn claims_keep_each_devices_order_and_one_in_flight_per_device() {
         1
     );
     let claimed = repo
-        .claim_events(NOW + 60, &lease("a", NOW + 60), 10)
+        .claim_events(NOW + 60, &lease("a", NOW + 60), 10, 1)
         .await
         .unwrap();
     assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[3]]);
@@ -181,7 +186,7 @@ async fn a_lease_that_runs_out_is_taken_over() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        dead.claim_events(NOW, &lease("dead", NOW), 10)
+        dead.claim_events(NOW, &lease("dead", NOW), 10, 1)
             .await
             .unwrap()
             .len(),
@@ -189,13 +194,13 @@ async fn a_lease_that_runs_out_is_taken_over() {
     );
     assert!(
         alive
-            .claim_events(NOW + 29, &lease("alive", NOW + 29), 10)
+            .claim_events(NOW + 29, &lease("alive", NOW + 29), 10, 1)
             .await
             .unwrap()
             .is_empty()
     );
     let taken = alive
-        .claim_events(NOW + 30, &lease("alive", NOW + 30), 10)
+        .claim_events(NOW + 30, &lease("alive", NOW + 30), 10, 1)
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
@@ -233,14 +238,14 @@ async fn deliveries_are_recorded_in_batches_and_only_where_the_lease_is_held() {
         ids.push(id);
     }
     assert_eq!(
-        mine.claim_events(NOW, &lease("mine", NOW), 2)
+        mine.claim_events(NOW, &lease("mine", NOW), 2, 1)
             .await
             .unwrap()
             .len(),
         2
     );
     let stolen = theirs
-        .claim_events(NOW, &lease("theirs", NOW), 10)
+        .claim_events(NOW, &lease("theirs", NOW), 10, 1)
         .await
         .unwrap();
     assert_eq!(stolen.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[2]]);
@@ -276,13 +281,19 @@ async fn a_deep_backlog_on_one_device_neither_hides_nor_reorders_the_others() {
     }
     // Device 0's head is in flight: none of its 39 later events may go, and
     // every other device's head is found, oldest first, one per device.
-    let first = repo.claim_events(NOW, &lease("a", NOW), 1).await.unwrap();
+    let first = repo
+        .claim_events(NOW, &lease("a", NOW), 1, 1)
+        .await
+        .unwrap();
     let busy = devices
         .iter()
         .position(|d| *d == first[0].app_id)
         .expect("a known device");
     assert_eq!(first[0].id, queues[busy][0]);
-    let claimed = repo.claim_events(NOW, &lease("a", NOW), 10).await.unwrap();
+    let claimed = repo
+        .claim_events(NOW, &lease("a", NOW), 10, 1)
+        .await
+        .unwrap();
     let mut heads: Vec<i64> = (0..devices.len())
         .filter(|d| *d != busy)
         .map(|d| queues[d][0])
@@ -295,7 +306,10 @@ async fn a_deep_backlog_on_one_device_neither_hides_nor_reorders_the_others() {
         repo.mark_delivered(&done, "a", NOW).await.unwrap(),
         devices.len() as u64
     );
-    let claimed = repo.claim_events(NOW, &lease("a", NOW), 10).await.unwrap();
+    let claimed = repo
+        .claim_events(NOW, &lease("a", NOW), 10, 1)
+        .await
+        .unwrap();
     let mut seconds: Vec<i64> = queues.iter().map(|q| q[1]).collect();
     seconds.sort();
     assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), seconds);
@@ -322,23 +336,107 @@ async fn two_instances_claiming_at_once_never_take_the_same_event() {
         let barrier = barrier.clone();
         tokio::spawn(async move {
             barrier.wait().await;
-            repo.claim_events(NOW, &lease(&format!("h{i}"), NOW), 4)
+            repo.claim_events(NOW, &lease(&format!("h{i}"), NOW), 4, 2)
                 .await
                 .unwrap()
         })
     });
-    let claimed: Vec<_> = join_all(claims)
+    let claims: Vec<Vec<OutboxEvent>> = join_all(claims)
         .await
         .into_iter()
-        .flat_map(|c| c.unwrap())
+        .map(|c| c.unwrap())
         .collect();
-    let ids: HashSet<i64> = claimed.iter().map(|e| e.id).collect();
-    let devices: HashSet<String> = claimed.iter().map(|e| e.app_id.to_string()).collect();
-    assert_eq!(ids.len(), claimed.len(), "an event claimed twice");
-    assert_eq!(
-        devices.len(),
-        claimed.len(),
-        "two events of one device in flight"
+    let ids: HashSet<i64> = claims.iter().flatten().map(|e| e.id).collect();
+    let events = claims.iter().map(Vec::len).sum::<usize>();
+    assert_eq!(ids.len(), events, "an event claimed twice");
+    let mut holders: HashMap<String, usize> = HashMap::new();
+    for (holder, claim) in claims.iter().enumerate() {
+        for event in claim {
+            let first = *holders.entry(event.app_id.to_string()).or_insert(holder);
+            assert_eq!(first, holder, "one device's events with two holders");
+        }
+    }
+    assert!(holders.len() <= DEVICES);
+}
+
+#[tokio::test]
+async fn a_claim_takes_the_queue_behind_a_head_and_gets_back_what_it_did_not_try() {
+    let data = TestData::new().await;
+    let repo = data.repo().await;
+    let owner = token_with_callback(&repo, "hash-queue").await;
+    let (x, y) = (AppId::generate(), AppId::generate());
+    let mut xs = Vec::new();
+    for _ in 0..5 {
+        xs.push(
+            repo.enqueue_event(&offline(owner, &x, NOW))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let y_head = repo
+        .enqueue_event(&offline(owner, &y, NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    let claimed = repo
+        .claim_events(NOW, &lease("a", NOW), 10, 3)
+        .await
+        .unwrap();
+    let of_x: Vec<i64> = claimed
+        .iter()
+        .filter(|e| e.app_id == x)
+        .map(|e| e.id)
+        .collect();
+    // SQLite takes the head and what queues behind it; PostgreSQL the head only.
+    let taken = if data.settings.database_url.is_some() {
+        1
+    } else {
+        3
+    };
+    assert_eq!(of_x, xs[..taken]);
+    assert!(claimed.iter().any(|e| e.id == y_head));
+    assert!(claimed.iter().all(|e| e.attempts == 1));
+    assert!(
+        repo.claim_events(NOW, &lease("b", NOW), 10, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing of a device while its head is held"
     );
-    assert!(claimed.len() <= DEVICES);
+
+    // The head's attempt failed: the events behind it go back untried, and
+    // only by their holder.
+    assert!(
+        repo.schedule_retry(xs[0], "a", NOW + 60, "callback-connect: down")
+            .await
+            .unwrap()
+    );
+    assert_eq!(repo.release_events(&of_x[1..], "b").await.unwrap(), 0);
+    assert_eq!(
+        repo.release_events(&of_x[1..], "a").await.unwrap(),
+        of_x.len() as u64 - 1
+    );
+    for id in &xs[1..] {
+        assert_eq!(repo.find_event(*id).await.unwrap().unwrap().attempts, 0);
+    }
+    assert!(
+        repo.claim_events(NOW + 59, &lease("a", NOW + 59), 10, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.app_id != x),
+        "the queue waits for its head's retry"
+    );
+    let again = repo
+        .claim_events(NOW + 60, &lease("a", NOW + 60), 10, 10)
+        .await
+        .unwrap();
+    let taken = if data.settings.database_url.is_some() {
+        1
+    } else {
+        5
+    };
+    assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), xs[..taken]);
+    assert_eq!(again[0].attempts, 2);
 }

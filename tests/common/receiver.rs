@@ -20,6 +20,8 @@ pub enum Mode {
     Ok,
     /// This status, empty body.
     Status(u16),
+    /// 500 to the n-th request received (counting from 1), 200 to the others.
+    FailNth(usize),
     /// Answers 200 after this long.
     Slow(Duration),
     /// 302 to `/elsewhere` on itself.
@@ -119,20 +121,26 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    shared.log.lock().unwrap().push(Received {
-        peer,
-        path: uri.path().to_owned(),
-        content_type: headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    let nth = {
+        let mut log = shared.log.lock().unwrap();
+        log.push(Received {
+            peer,
+            path: uri.path().to_owned(),
+            content_type: headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        log.len()
+    };
     shared.notify.notify_waiters();
     let mode = *shared.mode.lock().unwrap();
     match mode {
         Mode::Ok => "SUCCESS".into_response(),
         Mode::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
+        Mode::FailNth(n) if n == nth => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Mode::FailNth(_) => "SUCCESS".into_response(),
         Mode::Slow(delay) => {
             tokio::time::sleep(delay).await;
             "SUCCESS".into_response()
