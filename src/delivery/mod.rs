@@ -20,9 +20,10 @@
 //!    back untried, and so are those a turn could not start with a quarter of
 //!    the lease left;
 //! 3. 2xx: delivered; the deliveries that finished while the last outcomes were
-//!    being written are marked together, in one commit, so a busy outbox
-//!    costs about one commit per event (its insert) and not three. Otherwise the next attempt is due after an exponential
-//!    backoff with jitter (`retry_base_secs` doubling up to `retry_cap_secs`),
+//!    being written are marked together, in one commit, just before the next
+//!    claim and in the same visit to the writer, so a busy outbox costs about
+//!    one commit per event (its insert) and not three. Otherwise the next
+//!    attempt is due after an exponential backoff with jitter (`retry_base_secs` doubling up to `retry_cap_secs`),
 //!    until the event is `max_age_secs` old: then it is kept as failed, visible
 //!    to `gewe callbacks list --failed`, until `gewe callbacks retry`.
 //!
@@ -162,10 +163,11 @@ impl Dispatcher {
             while let Some(finished) = in_flight.try_join_next() {
                 delivered.extend(finished.unwrap_or_default());
             }
-            self.record_delivered(&mut delivered).await;
             let free = self.config.max_in_flight.saturating_sub(in_flight.len());
-            if free > 0 {
-                let (events, lease) = self.claim(free).await;
+            if free == 0 {
+                self.record_delivered(&mut delivered).await;
+            } else {
+                let (events, lease) = self.settle_and_claim(&mut delivered, free).await;
                 let urls = self.callback_urls(&events).await;
                 for queue in by_device(events) {
                     let Some(url) = urls.get(&queue[0].owner).cloned() else {
@@ -201,8 +203,15 @@ impl Dispatcher {
         tracing::info!(holder = %self.holder, "callback dispatcher stopped");
     }
 
-    /// Claims the queues of up to `free` devices; answers them with the lease.
-    async fn claim(&self, free: usize) -> (Vec<OutboxEvent>, Lease) {
+    /// Marks `delivered` (and empties it), then claims the queues of up to
+    /// `free` devices, in one visit to the writer; answers the claim with its
+    /// lease. On a store error the deliveries stay pending (their leases run
+    /// out and they are sent again: at least once, never lost).
+    async fn settle_and_claim(
+        &self,
+        delivered: &mut Vec<i64>,
+        free: usize,
+    ) -> (Vec<OutboxEvent>, Lease) {
         let now = self.clock.unix_now();
         let lease = Lease {
             holder: self.holder.clone(),
@@ -210,17 +219,23 @@ impl Dispatcher {
         };
         let devices = i64::try_from(free).unwrap_or(i64::MAX);
         let per_device = i64::try_from(self.config.queue_per_device.max(1)).unwrap_or(i64::MAX);
-        match self
+        let settled = self
             .repo
-            .claim_events(now, &lease, devices, per_device)
-            .await
-        {
-            Ok(events) => (events, lease),
-            Err(e) => {
-                tracing::warn!(error = %e, "callback dispatcher: cannot claim events");
-                (Vec::new(), lease)
+            .settle_and_claim(delivered, now, &lease, devices, per_device)
+            .await;
+        let events = match settled {
+            Ok((held, events)) => {
+                report_lost_leases(delivered.len(), held);
+                events
             }
-        }
+            Err(e) => {
+                tracing::warn!(error = %e, delivered = delivered.len(),
+                    "callback dispatcher: cannot record deliveries and claim events");
+                Vec::new()
+            }
+        };
+        delivered.clear();
+        (events, lease)
     }
 
     /// Each claimed event's callback URL as it is now, read once per token
@@ -265,11 +280,7 @@ impl Dispatcher {
             .mark_delivered(ids, &self.holder, self.clock.unix_now())
             .await
         {
-            Ok(held) if held == ids.len() as u64 => {}
-            Ok(held) => tracing::info!(
-                lost = ids.len() as u64 - held,
-                "callback dispatcher: leases lost before deliveries were recorded"
-            ),
+            Ok(held) => report_lost_leases(ids.len(), held),
             Err(e) => {
                 tracing::warn!(error = %e, events = ids.len(), "callback dispatcher: cannot record deliveries")
             }
@@ -367,6 +378,17 @@ impl Dispatcher {
             }
         }
         None
+    }
+}
+
+/// Says so when fewer of `recorded` deliveries were still held than recorded.
+fn report_lost_leases(recorded: usize, held: u64) {
+    let lost = (recorded as u64).saturating_sub(held);
+    if lost > 0 {
+        tracing::info!(
+            lost,
+            "callback dispatcher: leases lost before deliveries were recorded"
+        );
     }
 }
 

@@ -225,15 +225,30 @@ pub(super) async fn online_account(
     owner: TokenId,
     app_id: &AppId,
 ) -> Result<Profile, DomainError> {
+    online_account_of(repo, app_id, Some(owner))
+        .await
+        .map(|(_, account)| account)
+}
+
+/// The account of device `app_id` if it is logged in, with its owner: of
+/// `owner`'s devices only when given (any token's otherwise, for the
+/// operator), from one read of the device.
+pub(super) async fn online_account_of(
+    repo: &dyn Repository,
+    app_id: &AppId,
+    owner: Option<TokenId>,
+) -> Result<(TokenId, Profile), DomainError> {
     let device = repo
         .find_device(app_id)
         .await?
-        .filter(|d| d.owner == owner)
+        .filter(|d| owner.is_none_or(|owner| d.owner == owner))
         .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
     if device.state != LoginState::Online || device.wxid.is_none() {
         return Err(DomainError::Offline);
     }
-    repo.find_account(owner, app_id)
+    let account = repo
+        .find_account(device.owner, app_id)
         .await?
-        .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))
+        .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
+    Ok((device.owner, account))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use super::accounts::{identicon_avatar, online_account};
+use super::accounts::{identicon_avatar, online_account, online_account_of};
 use super::events::{AddMsg, ImgBuf, WxString};
 use super::{
     AppId, Clock, ContactRecord, Direction, DomainError, MessageRecord, NewEvent, OutboxSignal,
@@ -100,8 +100,7 @@ impl Messages {
     /// needed, the message is stored, and its `AddMsg` event is written to the
     /// outbox in the same transaction.
     pub async fn inject(&self, app_id: &AppId, text: InboundText) -> Result<Injected, DomainError> {
-        let owner = self.owner_of(app_id).await?;
-        let account = online_account(self.repo.as_ref(), owner, app_id).await?;
+        let (owner, account) = online_account_of(self.repo.as_ref(), app_id, None).await?;
         let content = checked_content(Some(text.content))?;
         let sender = match text.from {
             Some(from) => parse_wxid("from", &from)?,

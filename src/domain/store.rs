@@ -633,6 +633,19 @@ pub trait OutboxStore {
         per_device: i64,
     ) -> Result<Vec<OutboxEvent>, StoreError>;
 
+    /// One dispatcher turn: marks `delivered` (claimed under `lease.holder`)
+    /// as [`OutboxStore::mark_delivered`] does, then claims as
+    /// [`OutboxStore::claim_events`] does, in one visit to the writer.
+    /// Answers how many were still held, and the claim.
+    async fn settle_and_claim(
+        &self,
+        delivered: &[i64],
+        now: i64,
+        lease: &Lease,
+        devices: i64,
+        per_device: i64,
+    ) -> Result<(u64, Vec<OutboxEvent>), StoreError>;
+
     /// Hands claimed events back untried (they were queued behind one whose
     /// attempt failed): no lease, and the attempt their claim counted undone.
     /// Answers how many of them `holder` still held.

@@ -108,7 +108,11 @@ super::sql_outbox::impl_outbox!(
     skip_locked = " FOR UPDATE SKIP LOCKED",
     per_device_cap = 1
 );
-super::sql_control::impl_control_store!(PgRepo, sqlx::Postgres);
+super::sql_control::impl_control_store!(
+    PgRepo,
+    sqlx::Postgres,
+    lock_device = "UPDATE devices SET updated_at = updated_at WHERE app_id = $1"
+);
 super::sql_console::impl_console_store!(PgRepo, sqlx::Postgres);
 super::sql_tokens::impl_token_admin!(PgRepo, sqlx::Postgres);
 super::sql_maintenance::impl_maintenance!(PgRepo, sqlx::Postgres);

@@ -135,8 +135,12 @@ where
 
 /// Implements `ControlStore` for `$repo` (a struct with `pool` and `writer`
 /// `sqlx::Pool<$db>` fields) in an engine module that also invoked `impl_outbox!`.
+/// `$lock_device` (binding the appId as `$1`) is what a message's transaction
+/// runs first so that one device's events commit in id order, as logout and
+/// kick hold the device's row: PostgreSQL's row lock; nothing on SQLite, whose
+/// first write takes the database's one write lock, ids included, until commit.
 macro_rules! impl_control_store {
-    ($repo:ident, $db:ty) => {
+    ($repo:ident, $db:ty, lock_device = $lock_device:literal) => {
         #[async_trait::async_trait]
         impl $crate::domain::ControlStore for $repo {
             async fn insert_operator_key(
@@ -263,12 +267,12 @@ macro_rules! impl_control_store {
                 event: Option<&$crate::domain::NewEvent>,
             ) -> Result<Option<i64>, $crate::domain::StoreError> {
                 let mut tx = self.writer.begin().await?;
-                // Hold the device's row (and SQLite's write lock) first, as
-                // logout and kick do, so one device's events commit in id order.
-                sqlx::query("UPDATE devices SET updated_at = updated_at WHERE app_id = $1")
-                    .bind(message.app_id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                if !$lock_device.is_empty() {
+                    sqlx::query($lock_device)
+                        .bind(message.app_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query(concat!(
                     "INSERT INTO messages (",
                     super::sql_control::message_columns!(),

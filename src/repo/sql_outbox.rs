@@ -100,6 +100,100 @@ macro_rules! impl_outbox {
             .await
         }
 
+        /// Claims as `OutboxStore::claim_events` says, on `conn` (the writer).
+        async fn outbox_claim(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            now: i64,
+            lease: &$crate::domain::Lease,
+            devices: i64,
+            per_device: i64,
+        ) -> Result<Vec<$crate::domain::OutboxEvent>, $crate::domain::StoreError> {
+            // Only each appId's oldest pending event, its head, may be
+            // tried (callbacks of one device arrive in order). Heads are
+            // found by skipping through the (state, app_id, id) index one
+            // appId at a time, so a claim costs a few lookups per device
+            // with events waiting, not a visit to every waiting event: a
+            // deep backlog (a slow or dead receiver) used to make every
+            // claim, on the database's one writer, slower for everyone.
+            // With a due head come the events queued behind it, up to the
+            // `per_device`-th: they were never tried (only heads are), so
+            // whoever holds the head holds the device, and a backlog drains
+            // in a few claims instead of one claim per event.
+            // The CASTs keep the limits values, not constants SQLite's
+            // planner looks at: a bare `LIMIT $4` made it prepare the
+            // statement anew for every new number of free slots.
+            let rows = sqlx::query(concat!(
+                "UPDATE outbox SET lease_holder = $1, lease_until = $2, \
+                 attempts = attempts + 1 \
+                 WHERE id IN (WITH RECURSIVE apps(app_id) AS ( \
+                   SELECT (SELECT MIN(f.app_id) FROM outbox f WHERE f.state = 'pending') \
+                   UNION ALL \
+                   SELECT (SELECT MIN(n.app_id) FROM outbox n \
+                     WHERE n.state = 'pending' AND n.app_id > apps.app_id) \
+                   FROM apps WHERE apps.app_id IS NOT NULL), \
+                 heads AS (SELECT o.id, o.app_id FROM outbox o \
+                   WHERE o.id IN (SELECT (SELECT MIN(h.id) FROM outbox h \
+                     WHERE h.state = 'pending' AND h.app_id = apps.app_id) \
+                     FROM apps WHERE apps.app_id IS NOT NULL) \
+                   AND o.next_attempt_at <= $3 \
+                   AND (o.lease_until IS NULL OR o.lease_until <= $3) \
+                   ORDER BY o.id LIMIT CAST($4 AS BIGINT)",
+                $skip_locked,
+                ") SELECT q.id FROM heads JOIN outbox q ON q.app_id = heads.app_id \
+                 WHERE q.state = 'pending' AND q.id >= heads.id \
+                 AND (q.lease_until IS NULL OR q.lease_until <= $3) \
+                 AND q.id < COALESCE((SELECT b.id FROM outbox b \
+                   WHERE b.state = 'pending' AND b.app_id = heads.app_id \
+                   ORDER BY b.id LIMIT 1 OFFSET CAST($5 AS BIGINT)), \
+                   9223372036854775807)) RETURNING ",
+                super::sql_outbox::outbox_columns!()
+            ))
+            .bind(&lease.holder)
+            .bind(lease.until)
+            .bind(now)
+            .bind(devices)
+            .bind(per_device.clamp(1, $per_device_cap))
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut events = rows
+                .iter()
+                .map(super::sql_outbox::outbox_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            events.sort_by_key(|e| e.id);
+            Ok(events)
+        }
+
+        /// Marks as `OutboxStore::mark_delivered` says, on `conn` (the writer).
+        async fn outbox_mark_delivered(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            ids: &[i64],
+            holder: &str,
+            now: i64,
+        ) -> Result<u64, $crate::domain::StoreError> {
+            // One statement per batch: one round trip to the one writer,
+            // however many deliveries came back together (in chunks well
+            // under either engine's limit on bound values). Each statement
+            // stands alone: ids a failed one leaves pending are sent again.
+            let mut held = 0;
+            for chunk in ids.chunks(super::sql_outbox::MARK_CHUNK) {
+                let mut sql = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE outbox SET state = 'delivered', last_error = NULL, \
+                     lease_holder = NULL, lease_until = NULL, finished_at = ",
+                );
+                sql.push_bind(now)
+                    .push(" WHERE state = 'pending' AND lease_holder = ")
+                    .push_bind(holder)
+                    .push(" AND id IN (");
+                let mut listed = sql.separated(", ");
+                for id in chunk {
+                    listed.push_bind(*id);
+                }
+                sql.push(")");
+                held += sql.build().execute(&mut *conn).await?.rows_affected();
+            }
+            Ok(held)
+        }
+
         #[async_trait::async_trait]
         impl $crate::domain::CallbackStore for $repo {
             async fn set_callback_url(
@@ -153,59 +247,24 @@ macro_rules! impl_outbox {
                 devices: i64,
                 per_device: i64,
             ) -> Result<Vec<$crate::domain::OutboxEvent>, $crate::domain::StoreError> {
-                // Only each appId's oldest pending event, its head, may be
-                // tried (callbacks of one device arrive in order). Heads are
-                // found by skipping through the (state, app_id, id) index one
-                // appId at a time, so a claim costs a few lookups per device
-                // with events waiting, not a visit to every waiting event: a
-                // deep backlog (a slow or dead receiver) used to make every
-                // claim, on the database's one writer, slower for everyone.
-                // With a due head come the events queued behind it, up to the
-                // `per_device`-th: they were never tried (only heads are), so
-                // whoever holds the head holds the device, and a backlog drains
-                // in a few claims instead of one claim per event.
-                // The CASTs keep the limits values, not constants SQLite's
-                // planner looks at: a bare `LIMIT $4` made it prepare the
-                // statement anew for every new number of free slots.
-                let rows = sqlx::query(concat!(
-                    "UPDATE outbox SET lease_holder = $1, lease_until = $2, \
-                     attempts = attempts + 1 \
-                     WHERE id IN (WITH RECURSIVE apps(app_id) AS ( \
-                       SELECT (SELECT MIN(f.app_id) FROM outbox f WHERE f.state = 'pending') \
-                       UNION ALL \
-                       SELECT (SELECT MIN(n.app_id) FROM outbox n \
-                         WHERE n.state = 'pending' AND n.app_id > apps.app_id) \
-                       FROM apps WHERE apps.app_id IS NOT NULL), \
-                     heads AS (SELECT o.id, o.app_id FROM outbox o \
-                       WHERE o.id IN (SELECT (SELECT MIN(h.id) FROM outbox h \
-                         WHERE h.state = 'pending' AND h.app_id = apps.app_id) \
-                         FROM apps WHERE apps.app_id IS NOT NULL) \
-                       AND o.next_attempt_at <= $3 \
-                       AND (o.lease_until IS NULL OR o.lease_until <= $3) \
-                       ORDER BY o.id LIMIT CAST($4 AS BIGINT)",
-                    $skip_locked,
-                    ") SELECT q.id FROM heads JOIN outbox q ON q.app_id = heads.app_id \
-                     WHERE q.state = 'pending' AND q.id >= heads.id \
-                     AND (q.lease_until IS NULL OR q.lease_until <= $3) \
-                     AND q.id < COALESCE((SELECT b.id FROM outbox b \
-                       WHERE b.state = 'pending' AND b.app_id = heads.app_id \
-                       ORDER BY b.id LIMIT 1 OFFSET CAST($5 AS BIGINT)), \
-                       9223372036854775807)) RETURNING ",
-                    super::sql_outbox::outbox_columns!()
-                ))
-                .bind(&lease.holder)
-                .bind(lease.until)
-                .bind(now)
-                .bind(devices)
-                .bind(per_device.clamp(1, $per_device_cap))
-                .fetch_all(&self.writer)
-                .await?;
-                let mut events = rows
-                    .iter()
-                    .map(super::sql_outbox::outbox_from_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                events.sort_by_key(|e| e.id);
-                Ok(events)
+                let mut conn = self.writer.acquire().await?;
+                outbox_claim(&mut conn, now, lease, devices, per_device).await
+            }
+
+            async fn settle_and_claim(
+                &self,
+                delivered: &[i64],
+                now: i64,
+                lease: &$crate::domain::Lease,
+                devices: i64,
+                per_device: i64,
+            ) -> Result<(u64, Vec<$crate::domain::OutboxEvent>), $crate::domain::StoreError> {
+                // One wait for the writer, not two: under load the wait behind
+                // other transactions, not the statements, is what a turn costs.
+                let mut conn = self.writer.acquire().await?;
+                let held = outbox_mark_delivered(&mut conn, delivered, &lease.holder, now).await?;
+                let claimed = outbox_claim(&mut conn, now, lease, devices, per_device).await?;
+                Ok((held, claimed))
             }
 
             async fn release_events(
@@ -236,28 +295,8 @@ macro_rules! impl_outbox {
                 holder: &str,
                 now: i64,
             ) -> Result<u64, $crate::domain::StoreError> {
-                // One statement per batch: one round trip to the one writer,
-                // however many deliveries came back together (in chunks well
-                // under either engine's limit on bound values). Each statement
-                // stands alone: ids a failed one leaves pending are sent again.
-                let mut held = 0;
-                for chunk in ids.chunks(super::sql_outbox::MARK_CHUNK) {
-                    let mut sql = sqlx::QueryBuilder::<$db>::new(
-                        "UPDATE outbox SET state = 'delivered', last_error = NULL, \
-                         lease_holder = NULL, lease_until = NULL, finished_at = ",
-                    );
-                    sql.push_bind(now)
-                        .push(" WHERE state = 'pending' AND lease_holder = ")
-                        .push_bind(holder)
-                        .push(" AND id IN (");
-                    let mut listed = sql.separated(", ");
-                    for id in chunk {
-                        listed.push_bind(*id);
-                    }
-                    sql.push(")");
-                    held += sql.build().execute(&self.writer).await?.rows_affected();
-                }
-                Ok(held)
+                let mut conn = self.writer.acquire().await?;
+                outbox_mark_delivered(&mut conn, ids, holder, now).await
             }
 
             async fn schedule_retry(

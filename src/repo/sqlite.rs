@@ -105,7 +105,7 @@ super::sql_outbox::impl_outbox!(
     skip_locked = "",
     per_device_cap = i64::MAX
 );
-super::sql_control::impl_control_store!(SqliteRepo, sqlx::Sqlite);
+super::sql_control::impl_control_store!(SqliteRepo, sqlx::Sqlite, lock_device = "");
 super::sql_console::impl_console_store!(SqliteRepo, sqlx::Sqlite);
 super::sql_tokens::impl_token_admin!(SqliteRepo, sqlx::Sqlite);
 super::sql_maintenance::impl_maintenance!(SqliteRepo, sqlx::Sqlite);

@@ -440,3 +440,45 @@ async fn a_claim_takes_the_queue_behind_a_head_and_gets_back_what_it_did_not_try
     assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), xs[..taken]);
     assert_eq!(again[0].attempts, 2);
 }
+
+#[tokio::test]
+async fn a_turn_records_its_deliveries_then_claims_what_they_held_up() {
+    let data = TestData::new().await;
+    let (mine, theirs) = (data.repo().await, data.repo().await);
+    let owner = token_with_callback(&mine, "hash-turn").await;
+    let x = AppId::generate();
+    let mut xs = Vec::new();
+    for _ in 0..2 {
+        xs.push(
+            mine.enqueue_event(&offline(owner, &x, NOW))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let head = mine
+        .claim_events(NOW, &lease("mine", NOW), 10, 1)
+        .await
+        .unwrap();
+    assert_eq!(head.iter().map(|e| e.id).collect::<Vec<_>>(), [xs[0]]);
+    // Another holder's turn records nothing of mine and claims nothing of x.
+    let (held, claimed) = theirs
+        .settle_and_claim(&[xs[0]], NOW, &lease("theirs", NOW), 10, 1)
+        .await
+        .unwrap();
+    assert_eq!((held, claimed.len()), (0, 0));
+    // Mine: the head is delivered, and what queued behind it is claimed.
+    let (held, claimed) = mine
+        .settle_and_claim(&[xs[0]], NOW, &lease("mine", NOW), 10, 1)
+        .await
+        .unwrap();
+    assert_eq!(held, 1);
+    assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [xs[1]]);
+    let first = mine.find_event(xs[0]).await.unwrap().unwrap();
+    assert_eq!(first.state, OutboxState::Delivered);
+    let (held, claimed) = mine
+        .settle_and_claim(&[], NOW, &lease("mine", NOW), 10, 1)
+        .await
+        .unwrap();
+    assert_eq!((held, claimed.len()), (0, 0));
+}
