@@ -4,7 +4,7 @@
 //! that, every `poll_interval`, whenever a delivery finishes and whenever this
 //! process commits an event ([`OutboxSignal`]):
 //!
-//! 1. claims due events with a lease (`OutboxStore::claim_events`): the
+//! 1. claims due events with a lease (`OutboxStore::settle_and_claim`): the
 //!    oldest pending event of each appId, with the events queued behind it (up
 //!    to `queue_per_device`), so per-device order holds and only one task per
 //!    device sends, across every instance sharing the database. A lease runs
@@ -23,9 +23,10 @@
 //!    being written are marked together, in one commit, just before the next
 //!    claim and in the same visit to the writer, so a busy outbox costs about
 //!    one commit per event (its insert) and not three. Otherwise the next
-//!    attempt is due after an exponential backoff with jitter (`retry_base_secs` doubling up to `retry_cap_secs`),
-//!    until the event is `max_age_secs` old: then it is kept as failed, visible
-//!    to `gewe callbacks list --failed`, until `gewe callbacks retry`.
+//!    attempt is due after an exponential backoff with jitter
+//!    (`retry_base_secs` doubling up to `retry_cap_secs`), until the event is
+//!    `max_age_secs` old: then it is kept as failed, visible to
+//!    `gewe callbacks list --failed`, until `gewe callbacks retry`.
 //!
 //! Delivered events are pruned after `prune_after_days`. Every "when" comes from
 //! the domain [`Clock`]; only the polling rhythm is tokio time, so tests move a
@@ -302,7 +303,7 @@ impl Dispatcher {
         let mut events = queue.into_iter();
         for event in events.by_ref() {
             let id = event.id;
-            if self.deliver(event, url.clone()).await.is_none() {
+            if !self.deliver(event, url.clone()).await {
                 break;
             }
             delivered.push(id);
@@ -320,9 +321,9 @@ impl Dispatcher {
         delivered
     }
 
-    /// One attempt at one claimed event. A failure's bookkeeping is done here;
-    /// a success answers the event's id.
-    async fn deliver(&self, event: OutboxEvent, url: Option<Arc<str>>) -> Option<i64> {
+    /// One attempt at one claimed event: true when it was delivered (for the
+    /// loop to mark). A failure's bookkeeping is done here.
+    async fn deliver(&self, event: OutboxEvent, url: Option<Arc<str>>) -> bool {
         let outcome = match url.as_deref().map(::url::Url::parse) {
             Some(Ok(url)) => self
                 .fetcher
@@ -339,7 +340,7 @@ impl Dispatcher {
         let recorded = match outcome {
             Ok(_) => {
                 metrics::callback_attempt(Attempt::Delivered);
-                return Some(event.id);
+                return true;
             }
             Err(error) => {
                 let give_up_at = event.age_from.saturating_add(self.config.max_age_secs);
@@ -377,7 +378,7 @@ impl Dispatcher {
                 tracing::warn!(id = event.id, error = %e, "callback dispatcher: cannot record outcome")
             }
         }
-        None
+        false
     }
 }
 

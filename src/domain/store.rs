@@ -619,24 +619,15 @@ pub trait OutboxStore {
     /// `None` when its token has no callback URL, so nothing was written.
     async fn enqueue_event(&self, event: &NewEvent) -> Result<Option<i64>, StoreError>;
 
-    /// Claims the due heads (the oldest pending event of an appId, with
+    /// One dispatcher turn, in one visit to the writer: marks `delivered`
+    /// (claimed under `lease.holder`) as [`OutboxStore::mark_delivered`] does,
+    /// then claims the due heads (the oldest pending event of an appId, with
     /// `next_attempt_at <= now` and no live lease) of up to `devices` appIds,
     /// oldest first, each with the events queued behind it up to
-    /// `per_device` in all (an engine may take fewer, never a gap); answered
-    /// in id order. Each claimed event counts as an attempt. Safe across
-    /// instances sharing the database.
-    async fn claim_events(
-        &self,
-        now: i64,
-        lease: &Lease,
-        devices: i64,
-        per_device: i64,
-    ) -> Result<Vec<OutboxEvent>, StoreError>;
-
-    /// One dispatcher turn: marks `delivered` (claimed under `lease.holder`)
-    /// as [`OutboxStore::mark_delivered`] does, then claims as
-    /// [`OutboxStore::claim_events`] does, in one visit to the writer.
-    /// Answers how many were still held, and the claim.
+    /// `per_device` in all (an engine may take fewer, never a gap). Each
+    /// claimed event counts as an attempt. Safe across instances sharing the
+    /// database. Answers how many of `delivered` were still held, and the
+    /// claim in id order.
     async fn settle_and_claim(
         &self,
         delivered: &[i64],

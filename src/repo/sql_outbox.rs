@@ -100,7 +100,7 @@ macro_rules! impl_outbox {
             .await
         }
 
-        /// Claims as `OutboxStore::claim_events` says, on `conn` (the writer).
+        /// Claims as `OutboxStore::settle_and_claim` says, on `conn` (the writer).
         async fn outbox_claim(
             conn: &mut <$db as sqlx::Database>::Connection,
             now: i64,
@@ -238,17 +238,6 @@ macro_rules! impl_outbox {
                 let id = outbox_insert(&mut tx, event).await?;
                 tx.commit().await?;
                 Ok(id)
-            }
-
-            async fn claim_events(
-                &self,
-                now: i64,
-                lease: &$crate::domain::Lease,
-                devices: i64,
-                per_device: i64,
-            ) -> Result<Vec<$crate::domain::OutboxEvent>, $crate::domain::StoreError> {
-                let mut conn = self.writer.acquire().await?;
-                outbox_claim(&mut conn, now, lease, devices, per_device).await
             }
 
             async fn settle_and_claim(

@@ -8,13 +8,40 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use gewe_server::domain::{
-    AppId, Lease, NewEvent, OutboxEvent, OutboxState, Repository, TokenId, Wxid,
+    AppId, Lease, NewEvent, OutboxEvent, OutboxState, Repository, StoreError, TokenId, Wxid,
 };
 use tokio::sync::Barrier;
 
 use crate::helpers::TestData;
 
 const NOW: i64 = 1_750_000_000;
+
+/// A claim with no deliveries to record first (the dispatcher's turn without
+/// its first half).
+trait Claim {
+    async fn claim_events(
+        &self,
+        now: i64,
+        lease: &Lease,
+        devices: i64,
+        per_device: i64,
+    ) -> Result<Vec<OutboxEvent>, StoreError>;
+}
+
+impl Claim for Arc<dyn Repository> {
+    async fn claim_events(
+        &self,
+        now: i64,
+        lease: &Lease,
+        devices: i64,
+        per_device: i64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let (_, claimed) = self
+            .settle_and_claim(&[], now, lease, devices, per_device)
+            .await?;
+        Ok(claimed)
+    }
+}
 
 fn lease(holder: &str, now: i64) -> Lease {
     Lease {
