@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(variant.jpeg.starts_with(&[0xFF, 0xD8, 0xFF]));
                 assert!(variant.jpeg.ends_with(&[0xFF, 0xD9]));
             }
-            assert_eq!(avatar.content_id().len(), 32);
+            assert_eq!(avatar.content_id().to_string().len(), 32);
         }
         Err(e) => {
             // Every refusal has a stable code and a non-empty message for the user.

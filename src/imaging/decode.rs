@@ -143,8 +143,40 @@ fn decode_as(
         .map_err(|e| map_error(e, format, limits))?;
 
     // JPEG/PNG/WebP read a single image; the GIF decoder reads only the first frame.
-    let image = DynamicImage::from_decoder(decoder).map_err(|e| map_error(e, format, limits))?;
+    let image = read_pixels(decoder).map_err(|e| map_error(e, format, limits))?;
     Ok(Decoded { image, orientation })
+}
+
+/// Decodes 8-bit pictures into a reused buffer ([`super::buffers`]); other
+/// layouts (16-bit, float) as `image` allocates them.
+fn read_pixels(decoder: impl ImageDecoder) -> image::ImageResult<DynamicImage> {
+    use image::{ColorType, ImageBuffer};
+
+    let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
+    let len = usize::try_from(decoder.total_bytes()).ok();
+    let (Some(len), ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8) =
+        (len, color)
+    else {
+        return DynamicImage::from_decoder(decoder);
+    };
+    let mut pixels = super::buffers::take(len);
+    decoder.read_image(&mut pixels)?;
+    let image = match color {
+        ColorType::L8 => ImageBuffer::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8),
+        ColorType::La8 => {
+            ImageBuffer::from_raw(width, height, pixels).map(DynamicImage::ImageLumaA8)
+        }
+        ColorType::Rgb8 => {
+            ImageBuffer::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8)
+        }
+        _ => ImageBuffer::from_raw(width, height, pixels).map(DynamicImage::ImageRgba8),
+    };
+    image.ok_or_else(|| {
+        image::ImageError::Parameter(image::error::ParameterError::from_kind(
+            image::error::ParameterErrorKind::DimensionMismatch,
+        ))
+    })
 }
 
 /// Shrink-on-load for large JPEGs: when the centre square is at least twice
@@ -155,11 +187,39 @@ fn decode_as(
 /// Entropy decoding is the same work; the IDCT, upsampling, colour conversion,
 /// the buffer and the resampler's input shrink 4–64×.
 ///
+/// Baseline camera JPEGs go through our own single-scan decoder
+/// ([`super::reduced_jpeg`]); what it leaves (progressive, unusual sampling,
+/// anything it finds malformed) through `jpeg-decoder`'s scaled decode.
 /// `None` means "use the full decoder": the picture is small enough, not plain
 /// 8-bit greyscale/YCbCr/RGB (CMYK, lossless, 16-bit keep the exact path), or
-/// `jpeg-decoder` refused it — the full decoder then decides and reports the
-/// same errors as before. Runs after all header and memory checks.
+/// both reduced decoders refused it — the full decoder then decides and
+/// reports the same errors as before. Runs after all header and memory checks.
 fn decode_jpeg_reduced(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    limits: &ImageLimits,
+) -> Option<DynamicImage> {
+    // Whole pixels only: a last column decoded from part of a block is not
+    // counted towards the target.
+    let target = u64::from(super::AvatarSize::Big.nominal_px());
+    let square = u64::from(width.min(height));
+    let n = [1, 2, 4]
+        .into_iter()
+        .find(|&n| square * n as u64 >= 8 * target)?;
+    if let Some(picture) = super::reduced_jpeg::decode(bytes, n) {
+        let (w, h) = (picture.width, picture.height);
+        return match picture.channels {
+            1 => image::GrayImage::from_raw(w, h, picture.pixels).map(DynamicImage::ImageLuma8),
+            _ => image::RgbImage::from_raw(w, h, picture.pixels).map(DynamicImage::ImageRgb8),
+        };
+    }
+    decode_jpeg_decoder_scaled(bytes, width, height, limits)
+}
+
+/// [`decode_jpeg_reduced`] by `jpeg-decoder`, for the JPEGs our own reduced
+/// decoder leaves (progressive ones, above all).
+fn decode_jpeg_decoder_scaled(
     bytes: &[u8],
     width: u32,
     height: u32,

@@ -11,14 +11,17 @@
 //! * Output: baseline JPEG at [`JPEG_QUALITY`], no metadata, byte-for-byte
 //!   deterministic for the same input on the same machine.
 //!
-//! Everything here is synchronous CPU work without global state; callers run it
-//! on a blocking thread.
+//! Everything here is synchronous CPU work; callers run it on a blocking
+//! thread. The one piece of global state is a handful of reused pixel buffers
+//! (`buffers`), which never carry anything from one picture to the next.
 
+mod buffers;
 mod card;
 mod decode;
 mod error;
 mod identicon;
 mod qr;
+mod reduced_jpeg;
 mod sniff;
 mod variants;
 
@@ -111,6 +114,14 @@ pub fn render_avatar(bytes: &[u8], limits: &ImageLimits) -> Result<RenderedAvata
     let rendered = variants::render(decoded.image, decoded.orientation)?;
     metrics::avatar_stage(Stage::Encode, encoding.elapsed());
     Ok(rendered)
+}
+
+/// Our reduced JPEG decoder alone, for its fuzz target: `bytes` at `n`/8 of
+/// each side (`n` = 1, 2 or 4) as (width, height, channels, pixels), or `None`
+/// where the general decoders would take over.
+#[doc(hidden)]
+pub fn decode_jpeg_reduced_for_fuzzing(bytes: &[u8], n: usize) -> Option<(u32, u32, u8, Vec<u8>)> {
+    reduced_jpeg::decode(bytes, n).map(|p| (p.width, p.height, p.channels, p.pixels))
 }
 
 /// Render variants from an already-decoded RGB picture (used for generated

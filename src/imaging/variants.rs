@@ -42,7 +42,7 @@ pub(crate) fn render(
         f64::from(square),
     );
     let big = resize_rgb(&mut resizer, &rgb, big_side, &crop)?;
-    drop(rgb);
+    super::buffers::give_back(rgb.into_raw());
 
     let mut big = DynamicImage::ImageRgb8(big);
     big.apply_orientation(orientation);

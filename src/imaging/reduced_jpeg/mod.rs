@@ -1,0 +1,754 @@
+//! Shrink-on-load for the JPEGs cameras and phones write: a baseline decoder
+//! that only ever produces the picture at 1/2, 1/4 or 1/8 of each side,
+//! computed from the low-frequency corner of each block's coefficients (an
+//! N-point inverse DCT, a proper low-pass rather than a point sample).
+//!
+//! Why our own: in a large JPEG nearly all the work is entropy decoding, which
+//! no output size avoids. `jpeg-decoder`, the pure-Rust decoder that can
+//! scale, reads Huffman codes a bit at a time on its slow paths and hands
+//! every row of blocks to one freshly spawned thread per component; for a
+//! 12 MP photo that is about a third more CPU than this single-threaded loop
+//! with a 64-bit bit buffer refilled eight bytes at a time and one table
+//! lookup per code.
+//!
+//! Scope: one sequential Huffman scan of 8-bit samples holding every
+//! component, 1 (grey) or 3 (YCbCr) components, luma sampled 1 or 2 times per
+//! chroma sample in each direction, restart markers or not. Anything else
+//! (progressive, arithmetic, 12-bit, CMYK, RGB, several scans, odd sampling)
+//! and anything malformed — including data that ends before the last block —
+//! answers `None`, and the caller's general decoders take the picture as they
+//! always did, errors included. Safe Rust; the only allocations are the
+//! planes, sized from header dimensions the caller has already checked.
+
+/// Natural (row-major) index of each zig-zag position.
+const ZIGZAG: [u8; 64] = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+];
+
+/// Huffman codes up to this many bits are decoded with one table lookup.
+const FAST_BITS: u32 = 11;
+
+/// A decoded picture at reduced size: `channels` is 1 (grey) or 3 (RGB).
+pub(crate) struct Reduced {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u8,
+    pub pixels: Vec<u8>,
+}
+
+/// Decodes `bytes` at `n`/8 of its size (`n` is 1, 2 or 4), or `None` when the
+/// file is outside this decoder's scope or malformed.
+pub(crate) fn decode(bytes: &[u8], n: usize) -> Option<Reduced> {
+    if !matches!(n, 1 | 2 | 4) {
+        return None;
+    }
+    let (header, scan_start) = Header::parse(bytes)?;
+    let mut scan = Scan::new(&header, n)?;
+    scan.run(&header, &bytes[scan_start..])?;
+    scan.into_picture(&header)
+}
+
+/// The output side for `n`/8 of `side`, rounded up (as libjpeg does).
+pub(crate) fn scaled_side(side: u32, n: usize) -> u32 {
+    (u64::from(side) * n as u64).div_ceil(8) as u32
+}
+
+struct Component {
+    id: u8,
+    h: usize,
+    v: usize,
+    quant: usize,
+    dc_table: usize,
+    ac_table: usize,
+}
+
+struct Header {
+    width: usize,
+    height: usize,
+    components: Vec<Component>,
+    /// Dequantisation tables in natural order.
+    quant: [Option<[f32; 64]>; 4],
+    dc: [Option<Huffman>; 4],
+    ac: [Option<Huffman>; 4],
+    restart_interval: usize,
+    /// The scan's components, as indexes into `components`.
+    scan_order: Vec<usize>,
+}
+
+impl Header {
+    /// Reads the segments up to the first scan; returns where its data starts.
+    fn parse(bytes: &[u8]) -> Option<(Header, usize)> {
+        if bytes.get(..2)? != [0xFF, 0xD8] {
+            return None;
+        }
+        let mut header = Header {
+            width: 0,
+            height: 0,
+            components: Vec::new(),
+            quant: [None; 4],
+            dc: [None, None, None, None],
+            ac: [None, None, None, None],
+            restart_interval: 0,
+            scan_order: Vec::new(),
+        };
+        let mut adobe_transform = None;
+        let mut i = 2;
+        loop {
+            if *bytes.get(i)? != 0xFF {
+                return None;
+            }
+            while *bytes.get(i + 1)? == 0xFF {
+                i += 1;
+            }
+            let marker = bytes[i + 1];
+            if matches!(marker, 0x00 | 0x01 | 0xD0..=0xD9) {
+                return None;
+            }
+            let len = usize::from(u16::from_be_bytes([*bytes.get(i + 2)?, *bytes.get(i + 3)?]));
+            if len < 2 {
+                return None;
+            }
+            let body = bytes.get(i + 4..i + 2 + len)?;
+            i += 2 + len;
+            match marker {
+                0xC0 | 0xC1 => header.frame(body)?,
+                0xC4 => header.huffman_tables(body)?,
+                0xDB => header.quant_tables(body)?,
+                0xDD => {
+                    header.restart_interval = usize::from(u16::from_be_bytes(body.try_into().ok()?))
+                }
+                0xEE if body.starts_with(b"Adobe") => adobe_transform = Some(*body.get(11)?),
+                0xDA => {
+                    header.scan(body)?;
+                    // Three components are YCbCr unless an Adobe marker or the
+                    // component ids say RGB (what jpeg-decoder and libjpeg read).
+                    let ids: Vec<u8> = header.components.iter().map(|c| c.id).collect();
+                    if ids.len() == 3 && (adobe_transform.is_some_and(|t| t != 1) || ids == b"RGB")
+                    {
+                        return None;
+                    }
+                    return Some((header, i));
+                }
+                // Other frame types, DNL, hierarchical: not ours.
+                0xC2..=0xCF | 0xDC | 0xDE | 0xDF => return None,
+                // APPn, COM and the rest carry nothing the pixels need.
+                _ => {}
+            }
+        }
+    }
+
+    fn frame(&mut self, body: &[u8]) -> Option<()> {
+        let [precision, h0, h1, w0, w1, count, rest @ ..] = body else {
+            return None;
+        };
+        let count = usize::from(*count);
+        if *precision != 8 || !matches!(count, 1 | 3) || rest.len() != 3 * count {
+            return None;
+        }
+        self.height = usize::from(u16::from_be_bytes([*h0, *h1]));
+        self.width = usize::from(u16::from_be_bytes([*w0, *w1]));
+        if self.width == 0 || self.height == 0 || !self.components.is_empty() {
+            return None;
+        }
+        for (k, spec) in rest.chunks_exact(3).enumerate() {
+            let (h, v, quant) = (
+                usize::from(spec[1] >> 4),
+                usize::from(spec[1] & 15),
+                usize::from(spec[2]),
+            );
+            // Luma (or the single grey component) 1 or 2 each way; chroma 1×1.
+            let sampling_ok = if k == 0 {
+                (1..=2).contains(&h) && (1..=2).contains(&v)
+            } else {
+                h == 1 && v == 1
+            };
+            if !sampling_ok || quant > 3 {
+                return None;
+            }
+            self.components.push(Component {
+                id: spec[0],
+                h,
+                v,
+                quant,
+                dc_table: 0,
+                ac_table: 0,
+            });
+        }
+        if count == 1 {
+            // A single component's scan is not interleaved: one block an MCU.
+            self.components[0].h = 1;
+            self.components[0].v = 1;
+        }
+        Some(())
+    }
+
+    fn huffman_tables(&mut self, mut body: &[u8]) -> Option<()> {
+        while let [class_id, counts @ ..] = body {
+            let (class, id) = (class_id >> 4, usize::from(class_id & 15));
+            let counts: &[u8; 16] = counts.get(..16)?.try_into().ok()?;
+            let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+            let symbols = body.get(17..17 + total)?;
+            let table = Huffman::new(counts, symbols, class == 1)?;
+            match (class, id) {
+                (0, 0..=3) => self.dc[id] = Some(table),
+                (1, 0..=3) => self.ac[id] = Some(table),
+                _ => return None,
+            }
+            body = &body[17 + total..];
+        }
+        Some(())
+    }
+
+    fn quant_tables(&mut self, mut body: &[u8]) -> Option<()> {
+        while let [precision_id, rest @ ..] = body {
+            let (wide, id) = (precision_id >> 4, usize::from(precision_id & 15));
+            let size = match wide {
+                0 => 64,
+                1 => 128,
+                _ => return None,
+            };
+            let values = rest.get(..size)?;
+            let mut table = [0f32; 64];
+            for (k, &natural) in ZIGZAG.iter().enumerate() {
+                let q = if wide == 1 {
+                    u16::from_be_bytes([values[2 * k], values[2 * k + 1]])
+                } else {
+                    u16::from(values[k])
+                };
+                table[usize::from(natural)] = f32::from(q);
+            }
+            *self.quant.get_mut(id)? = Some(table);
+            body = &rest[size..];
+        }
+        Some(())
+    }
+
+    fn scan(&mut self, body: &[u8]) -> Option<()> {
+        let count = usize::from(*body.first()?);
+        if count != self.components.len() || body.len() != 1 + 2 * count + 3 {
+            return None;
+        }
+        for spec in body[1..1 + 2 * count].chunks_exact(2) {
+            let index = self.components.iter().position(|c| c.id == spec[0])?;
+            if self.scan_order.contains(&index) {
+                return None;
+            }
+            let component = &mut self.components[index];
+            component.dc_table = usize::from(spec[1] >> 4);
+            component.ac_table = usize::from(spec[1] & 15);
+            let tables_present = self.dc.get(component.dc_table)?.is_some()
+                && self.ac.get(component.ac_table)?.is_some()
+                && self.quant[component.quant].is_some();
+            if !tables_present {
+                return None;
+            }
+            self.scan_order.push(index);
+        }
+        // Spectral selection 0..63, no successive approximation: baseline.
+        (body[1 + 2 * count..] == [0, 63, 0]).then_some(())
+    }
+}
+
+/// A canonical Huffman table (JPEG Annex C) for lookups on a left-aligned
+/// bit buffer.
+struct Huffman {
+    /// The next `FAST_BITS` bits → `length << 8 | symbol` of the code they
+    /// start with, or 0 when that code is longer.
+    fast: Box<[u16; 1 << FAST_BITS]>,
+    /// For AC tables: the next `FAST_BITS` bits → a whole coefficient when its
+    /// code and value bits both fit: `value << 16 | run << 8 | bits used`, or 0.
+    fast_ac: Option<Box<[i32; 1 << FAST_BITS]>>,
+    /// Exclusive upper bound of the codes of each length, left-aligned to 16 bits.
+    limit: [u32; 18],
+    /// Symbol index of a code of each length = code + `offset[length]`.
+    offset: [i32; 17],
+    symbols: Vec<u8>,
+}
+
+impl Huffman {
+    fn new(counts: &[u8; 16], symbols: &[u8], ac: bool) -> Option<Huffman> {
+        let mut fast = Box::new([0u16; 1 << FAST_BITS]);
+        let mut limit = [0u32; 18];
+        let mut offset = [0i32; 17];
+        let mut code = 0u32;
+        let mut k = 0usize;
+        for length in 1..=16u32 {
+            let count = u32::from(counts[length as usize - 1]);
+            offset[length as usize] = k as i32 - code as i32;
+            for _ in 0..count {
+                // More codes of this length than the length has room for.
+                if code >= 1 << length {
+                    return None;
+                }
+                if length <= FAST_BITS {
+                    let first = (code << (FAST_BITS - length)) as usize;
+                    let entry = (length << 8) as u16 | u16::from(symbols[k]);
+                    fast[first..first + (1 << (FAST_BITS - length))].fill(entry);
+                }
+                code += 1;
+                k += 1;
+            }
+            limit[length as usize] = code << (16 - length);
+            code <<= 1;
+        }
+        limit[17] = u32::MAX;
+        let fast_ac = ac.then(|| {
+            let mut table = Box::new([0i32; 1 << FAST_BITS]);
+            for (bits, entry) in table.iter_mut().enumerate() {
+                let e = fast[bits];
+                let (length, run, size) = (
+                    u32::from(e >> 8),
+                    i32::from((e >> 4) & 15),
+                    u32::from(e & 15),
+                );
+                if e == 0 || size == 0 || length + size > FAST_BITS {
+                    continue;
+                }
+                let raw = ((bits as u32) >> (FAST_BITS - length - size)) & ((1 << size) - 1);
+                *entry = extend(raw, size) << 16 | run << 8 | (length + size) as i32;
+            }
+            table
+        });
+        Some(Huffman {
+            fast,
+            fast_ac,
+            limit,
+            offset,
+            symbols: symbols.to_vec(),
+        })
+    }
+}
+
+/// A raw value of `size` bits read as the signed coefficient it codes.
+#[inline]
+fn extend(raw: u32, size: u32) -> i32 {
+    if raw < 1 << (size - 1) {
+        raw as i32 - (1 << size) + 1
+    } else {
+        raw as i32
+    }
+}
+
+/// Entropy-coded data, MSB first. Bytes `FF 00` are a data `FF`; a marker or
+/// the end of the data feeds zeros, which are counted, so running past the
+/// end is detected rather than decoded as grey.
+struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    buffer: u64,
+    count: u32,
+    padding: u32,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        BitReader {
+            data,
+            pos: 0,
+            buffer: 0,
+            count: 0,
+            padding: 0,
+        }
+    }
+
+    /// Tops the buffer up to at least 57 bits.
+    #[inline]
+    fn refill(&mut self) {
+        if self.count > 56 {
+            return;
+        }
+        if self.padding == 0
+            && let Some(chunk) = self.data.get(self.pos..self.pos + 8)
+        {
+            let word = u64::from_be_bytes(chunk.try_into().unwrap_or([0xFF; 8]));
+            // No FF byte among the eight: take as many whole bytes as fit.
+            let inverted = !word;
+            if inverted.wrapping_sub(0x0101_0101_0101_0101) & word & 0x8080_8080_8080_8080 == 0 {
+                let bytes = (64 - self.count) / 8;
+                self.buffer |= (word >> (64 - 8 * bytes)) << (64 - self.count - 8 * bytes);
+                self.pos += bytes as usize;
+                self.count += 8 * bytes;
+                return;
+            }
+        }
+        while self.count <= 56 {
+            let byte = self.next_byte();
+            self.buffer |= u64::from(byte) << (56 - self.count);
+            self.count += 8;
+        }
+    }
+
+    fn next_byte(&mut self) -> u8 {
+        if self.padding == 0 {
+            match self.data.get(self.pos..) {
+                Some([0xFF, 0x00, ..]) => {
+                    self.pos += 2;
+                    return 0xFF;
+                }
+                Some([byte, ..]) if *byte != 0xFF => {
+                    self.pos += 1;
+                    return *byte;
+                }
+                _ => {}
+            }
+        }
+        self.padding += 1;
+        0
+    }
+
+    #[inline]
+    fn consume(&mut self, bits: u32) {
+        self.buffer <<= bits;
+        self.count -= bits;
+    }
+
+    /// The next `size` (1..=16) bits; the buffer must hold them.
+    #[inline]
+    fn take(&mut self, size: u32) -> u32 {
+        let value = (self.buffer >> (64 - size)) as u32;
+        self.consume(size);
+        value
+    }
+
+    /// Decodes one symbol; the buffer must hold at least 16 bits.
+    #[inline]
+    fn symbol(&mut self, table: &Huffman) -> Option<u8> {
+        let entry = table.fast[(self.buffer >> (64 - FAST_BITS)) as usize];
+        if entry != 0 {
+            self.consume(u32::from(entry >> 8));
+            return Some(entry as u8);
+        }
+        let code16 = (self.buffer >> 48) as u32;
+        let mut length = FAST_BITS as usize + 1;
+        while code16 >= table.limit[length] {
+            length += 1;
+        }
+        if length > 16 {
+            return None;
+        }
+        let index = (code16 >> (16 - length)) as i32 + table.offset[length];
+        let symbol = *table.symbols.get(usize::try_from(index).ok()?)?;
+        self.consume(length as u32);
+        Some(symbol)
+    }
+
+    /// Whether the bits consumed so far went past the real data into padding.
+    fn overran(&self) -> bool {
+        8 * self.padding > self.count
+    }
+
+    /// At a restart interval's end: the marker `RST<expected>` must follow.
+    fn restart(&mut self, expected: u8) -> Option<()> {
+        if self.overran() {
+            return None;
+        }
+        let mut pos = self.pos;
+        while self.data.get(pos..pos + 2)? == [0xFF, 0xFF] {
+            pos += 1;
+        }
+        if self.data.get(pos..pos + 2)? != [0xFF, 0xD0 + expected] {
+            return None;
+        }
+        let data = self.data;
+        *self = BitReader::new(&data[pos + 2..]);
+        Some(())
+    }
+}
+
+/// The planes being filled, one per component, at reduced size.
+struct Scan {
+    n: usize,
+    /// Zig-zag positions below this are kept; the rest are only decoded past.
+    keep: usize,
+    mcus_x: usize,
+    mcus_y: usize,
+    planes: Vec<Plane>,
+}
+
+struct Plane {
+    width: usize,
+    pixels: Vec<u8>,
+}
+
+impl Scan {
+    fn new(header: &Header, n: usize) -> Option<Scan> {
+        let h_max = header.components.iter().map(|c| c.h).max()?;
+        let v_max = header.components.iter().map(|c| c.v).max()?;
+        let mcus_x = header.width.div_ceil(8 * h_max);
+        let mcus_y = header.height.div_ceil(8 * v_max);
+        let planes = header
+            .components
+            .iter()
+            .map(|c| {
+                let width = mcus_x * c.h * n;
+                Plane {
+                    width,
+                    pixels: vec![0; width * mcus_y * c.v * n],
+                }
+            })
+            .collect();
+        // The last zig-zag position inside the top-left n×n corner.
+        let keep = match n {
+            1 => 1,
+            2 => 5,
+            _ => 25,
+        };
+        Some(Scan {
+            n,
+            keep,
+            mcus_x,
+            mcus_y,
+            planes,
+        })
+    }
+
+    fn run(&mut self, header: &Header, data: &[u8]) -> Option<()> {
+        let mut bits = BitReader::new(data);
+        let mut predictors = [0i32; 3];
+        let mut coefficients = [0i32; 64];
+        let mut restarts = 0u8;
+        for mcu in 0..self.mcus_x * self.mcus_y {
+            if header.restart_interval > 0 && mcu > 0 && mcu % header.restart_interval == 0 {
+                bits.restart(restarts)?;
+                restarts = (restarts + 1) & 7;
+                predictors = [0; 3];
+            }
+            let (mx, my) = (mcu % self.mcus_x, mcu / self.mcus_x);
+            for &index in &header.scan_order {
+                let component = &header.components[index];
+                let dc = header.dc[component.dc_table].as_ref()?;
+                let ac = header.ac[component.ac_table].as_ref()?;
+                let quant = header.quant[component.quant].as_ref()?;
+                for by in 0..component.v {
+                    for bx in 0..component.h {
+                        self.block(&mut bits, dc, ac, &mut predictors[index], &mut coefficients)?;
+                        let x = (mx * component.h + bx) * self.n;
+                        let y = (my * component.v + by) * self.n;
+                        idct(&coefficients, quant, self.n, &mut self.planes[index], x, y);
+                    }
+                }
+            }
+        }
+        (!bits.overran()).then_some(())
+    }
+
+    /// Decodes one block's coefficients, keeping those the reduced IDCT reads.
+    #[inline]
+    fn block(
+        &self,
+        bits: &mut BitReader<'_>,
+        dc: &Huffman,
+        ac: &Huffman,
+        predictor: &mut i32,
+        coefficients: &mut [i32; 64],
+    ) -> Option<()> {
+        for &natural in &ZIGZAG[..self.keep] {
+            coefficients[usize::from(natural)] = 0;
+        }
+        if bits.count < 32 {
+            bits.refill();
+        }
+        let size = u32::from(bits.symbol(dc)?);
+        if size > 11 {
+            return None;
+        }
+        if size > 0 {
+            *predictor = predictor.wrapping_add(extend(bits.take(size), size));
+        }
+        coefficients[0] = *predictor;
+        let fast_ac = ac.fast_ac.as_deref()?;
+        let mut k = 1usize;
+        while k < 64 {
+            if bits.count < 32 {
+                bits.refill();
+            }
+            let whole = fast_ac[(bits.buffer >> (64 - FAST_BITS)) as usize];
+            if whole != 0 {
+                bits.consume((whole & 0xFF) as u32);
+                k += ((whole >> 8) & 15) as usize;
+                if k < self.keep {
+                    coefficients[usize::from(ZIGZAG[k])] = whole >> 16;
+                }
+                k += 1;
+                continue;
+            }
+            let run_size = bits.symbol(ac)?;
+            let (run, size) = (usize::from(run_size >> 4), u32::from(run_size & 15));
+            if size == 0 {
+                if run != 15 {
+                    break;
+                }
+                k += 16;
+                continue;
+            }
+            k += run;
+            let value = extend(bits.take(size), size);
+            if k < self.keep {
+                coefficients[usize::from(ZIGZAG[k])] = value;
+            }
+            k += 1;
+        }
+        // A coefficient past the 64th: not a valid block.
+        (k <= 64).then_some(())
+    }
+
+    /// The picture: grey as it is, YCbCr converted to RGB (chroma upsampled
+    /// with libjpeg's triangle filter, as jpeg-decoder and libvips do);
+    /// cropped to the scaled size.
+    fn into_picture(self, header: &Header) -> Option<Reduced> {
+        let width = scaled_side(header.width as u32, self.n) as usize;
+        let height = scaled_side(header.height as u32, self.n) as usize;
+        if let [grey] = &self.planes[..] {
+            let mut pixels = Vec::with_capacity(width * height);
+            for row in grey.pixels.chunks_exact(grey.width).take(height) {
+                pixels.extend_from_slice(&row[..width]);
+            }
+            return Some(Reduced {
+                width: width as u32,
+                height: height as u32,
+                channels: 1,
+                pixels,
+            });
+        }
+        let [luma, cb, cr] = &self.planes[..] else {
+            return None;
+        };
+        let (sx, sy) = (header.components[0].h, header.components[0].v);
+        let mut pixels = Vec::with_capacity(width * height * 3);
+        let (mut sums, mut cb_row, mut cr_row) =
+            (Vec::new(), vec![0; width + 1], vec![0; width + 1]);
+        for y in 0..height {
+            cb.upsampled_row(y, sx, sy, &mut sums, &mut cb_row);
+            cr.upsampled_row(y, sx, sy, &mut sums, &mut cr_row);
+            let luma_row = &luma.pixels[y * luma.width..][..width];
+            for ((&l, &b), &r) in luma_row.iter().zip(&cb_row).zip(&cr_row) {
+                pixels.extend_from_slice(&ycbcr_to_rgb(l, b, r));
+            }
+        }
+        Some(Reduced {
+            width: width as u32,
+            height: height as u32,
+            channels: 3,
+            pixels,
+        })
+    }
+}
+
+impl Plane {
+    /// Row `y` of this chroma plane at luma resolution (`sx`, `sy`: luma
+    /// samples per chroma sample), into `out`: each output sample weighs its
+    /// nearest input sample 3/4 and the next nearest 1/4 in each direction
+    /// where the plane is subsampled (libjpeg's "fancy" upsampling).
+    fn upsampled_row(&self, y: usize, sx: usize, sy: usize, sums: &mut Vec<u16>, out: &mut [u8]) {
+        let rows = self.pixels.len() / self.width;
+        let near = (y / sy).min(rows - 1);
+        let far = match (sy, y % 2) {
+            (1, _) => near,
+            (_, 0) => near.saturating_sub(1),
+            _ => (near + 1).min(rows - 1),
+        };
+        let (near, far) = (
+            &self.pixels[near * self.width..][..self.width],
+            &self.pixels[far * self.width..][..self.width],
+        );
+        // Column sums at four times the sample scale.
+        sums.clear();
+        sums.extend(
+            near.iter()
+                .zip(far)
+                .map(|(&a, &b)| 3 * u16::from(a) + u16::from(b)),
+        );
+        let wanted = out.len();
+        if sx == 1 {
+            for (o, &t) in out.iter_mut().zip(sums.iter()) {
+                *o = ((t + 2) >> 2) as u8;
+            }
+            return;
+        }
+        let last = sums.len() - 1;
+        for (x, o) in out.iter_mut().enumerate().take(wanted.min(2 * sums.len())) {
+            let i = x / 2;
+            let t = u32::from(sums[i]);
+            *o = match (x % 2, i) {
+                (0, 0) => (t + 2) >> 2,
+                (1, i) if i == last => (t + 2) >> 2,
+                (0, i) => (3 * t + u32::from(sums[i - 1]) + 8) >> 4,
+                (_, i) => (3 * t + u32::from(sums[i + 1]) + 8) >> 4,
+            } as u8;
+        }
+    }
+}
+
+/// JFIF's YCbCr → RGB, in 16.16 fixed point.
+#[inline]
+fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let y = i32::from(y) << 16;
+    let (cb, cr) = (i32::from(cb) - 128, i32::from(cr) - 128);
+    let clamp = |v: i32| ((v + 0x8000) >> 16).clamp(0, 255) as u8;
+    [
+        clamp(y + 91_881 * cr),
+        clamp(y - 22_554 * cb - 46_802 * cr),
+        clamp(y + 116_130 * cb),
+    ]
+}
+
+/// The n×n inverse DCT of a block's n×n lowest frequencies, normalised like
+/// the 8-point one (a flat block keeps its level), written at (x, y).
+fn idct(
+    coefficients: &[i32; 64],
+    quant: &[f32; 64],
+    n: usize,
+    plane: &mut Plane,
+    x: usize,
+    y: usize,
+) {
+    let at = |v: usize, u: usize| coefficients[8 * v + u] as f32 * quant[8 * v + u];
+    let mut out = [[0f32; 4]; 4];
+    match n {
+        1 => out[0][0] = at(0, 0) / 8.0,
+        2 => {
+            let (a, b, c, d) = (at(0, 0), at(0, 1), at(1, 0), at(1, 1));
+            out[0] = [(a + b + c + d) / 8.0, (a - b + c - d) / 8.0, 0.0, 0.0];
+            out[1] = [(a + b - c - d) / 8.0, (a - b - c + d) / 8.0, 0.0, 0.0];
+        }
+        _ => {
+            let mut rows = [[0f32; 4]; 4];
+            for (v, row) in rows.iter_mut().enumerate() {
+                *row = idct4([at(v, 0), at(v, 1), at(v, 2), at(v, 3)]);
+            }
+            for u in 0..4 {
+                let column = idct4([rows[0][u], rows[1][u], rows[2][u], rows[3][u]]);
+                for (v, value) in column.into_iter().enumerate() {
+                    out[v][u] = value;
+                }
+            }
+        }
+    }
+    for (dy, row) in out.iter().take(n).enumerate() {
+        let start = (y + dy) * plane.width + x;
+        for (pixel, value) in plane.pixels[start..start + n].iter_mut().zip(row) {
+            *pixel = (value + 128.5).clamp(0.0, 255.0) as u8;
+        }
+    }
+}
+
+/// 4-point inverse DCT with the 8-point transform's per-axis scale (½·C(u)).
+#[inline]
+fn idct4([f0, f1, f2, f3]: [f32; 4]) -> [f32; 4] {
+    const C4: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    const C1: f32 = 0.923_879_5; // cos(π/8)
+    const C3: f32 = 0.382_683_43; // cos(3π/8)
+    let (even0, even1) = (C4 * (f0 + f2), C4 * (f0 - f2));
+    let (odd0, odd1) = (C1 * f1 + C3 * f3, C3 * f1 - C1 * f3);
+    [
+        0.5 * (even0 + odd0),
+        0.5 * (even1 + odd1),
+        0.5 * (even1 - odd1),
+        0.5 * (even0 - odd0),
+    ]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+
+use super::*;
+
+/// Gradients and ripples in every channel, with a band of noise across the
+/// lower third: flat blocks, smooth ones and ones whose large coefficients
+/// need the longest Huffman codes.
+fn photo(width: u16, height: u16) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(usize::from(width) * usize::from(height) * 3);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for y in 0..height {
+        for x in 0..width {
+            let (fx, fy) = (f32::from(x), f32::from(y));
+            let ripple = 60.0 * (fx / 7.0 + fy / 11.0).sin();
+            let mut pixel = [
+                fx * 255.0 / f32::from(width),
+                fy * 255.0 / f32::from(height),
+                128.0 + ripple,
+            ];
+            if 3 * y >= 2 * height {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                for (channel, noise) in pixel.iter_mut().zip(state.to_le_bytes()) {
+                    *channel = (*channel + f32::from(noise) - 128.0).clamp(0.0, 255.0);
+                }
+            }
+            rgb.extend(pixel.map(|channel| channel as u8));
+        }
+    }
+    rgb
+}
+
+struct Options {
+    sampling: SamplingFactor,
+    grey: bool,
+    restart: u16,
+    optimized: bool,
+    progressive: bool,
+}
+
+const PLAIN: Options = Options {
+    sampling: SamplingFactor::F_2_2,
+    grey: false,
+    restart: 0,
+    optimized: false,
+    progressive: false,
+};
+
+fn jpeg(width: u16, height: u16, options: &Options) -> Vec<u8> {
+    let rgb = photo(width, height);
+    let mut out = Vec::new();
+    let mut encoder = Encoder::new(&mut out, 90);
+    encoder.set_sampling_factor(options.sampling);
+    encoder.set_restart_interval(options.restart);
+    encoder.set_optimized_huffman_tables(options.optimized);
+    encoder.set_progressive(options.progressive);
+    if options.grey {
+        let grey: Vec<u8> = rgb.chunks_exact(3).map(|p| p[1]).collect();
+        encoder
+            .encode(&grey, width, height, ColorType::Luma)
+            .unwrap();
+    } else {
+        encoder.encode(&rgb, width, height, ColorType::Rgb).unwrap();
+    }
+    out
+}
+
+/// jpeg-decoder's scaled decode of the same file at the same size.
+fn reference(bytes: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.read_info().unwrap();
+    let size = decoder.scale(width as u16, height as u16).unwrap();
+    assert_eq!((u32::from(size.0), u32::from(size.1)), (width, height));
+    decoder.decode().unwrap()
+}
+
+fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let sum: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.len() as f64
+}
+
+#[test]
+fn every_layout_an_encoder_writes_decodes_like_jpeg_decoder_at_every_scale() {
+    let layouts = [
+        ("4:2:0", PLAIN),
+        (
+            "4:2:2",
+            Options {
+                sampling: SamplingFactor::F_2_1,
+                ..PLAIN
+            },
+        ),
+        (
+            "4:4:0",
+            Options {
+                sampling: SamplingFactor::F_1_2,
+                ..PLAIN
+            },
+        ),
+        (
+            "4:4:4",
+            Options {
+                sampling: SamplingFactor::F_1_1,
+                ..PLAIN
+            },
+        ),
+        (
+            "grey",
+            Options {
+                grey: true,
+                ..PLAIN
+            },
+        ),
+        (
+            "restarts",
+            Options {
+                restart: 3,
+                ..PLAIN
+            },
+        ),
+        (
+            "grey restarts",
+            Options {
+                grey: true,
+                restart: 5,
+                ..PLAIN
+            },
+        ),
+    ];
+    // Sides that are not multiples of a block or an MCU, and one that is.
+    for (width, height) in [(301, 203), (256, 128), (17, 9)] {
+        for (name, options) in &layouts {
+            let bytes = jpeg(width, height, options);
+            for n in [1, 2, 4] {
+                let ours =
+                    decode(&bytes, n).unwrap_or_else(|| panic!("{name} {width}x{height} at {n}/8"));
+                let (w, h) = (
+                    scaled_side(u32::from(width), n),
+                    scaled_side(u32::from(height), n),
+                );
+                assert_eq!((ours.width, ours.height), (w, h), "{name}");
+                assert_eq!(ours.channels, if options.grey { 1 } else { 3 }, "{name}");
+                let diff = mean_abs_diff(&ours.pixels, &reference(&bytes, w, h));
+                // The same filters as jpeg-decoder; at 1/8 a block is its DC
+                // term, which jpeg-decoder rounds down where we round.
+                let bound = if n == 1 { 1.5 } else { 0.2 };
+                assert!(
+                    diff <= bound,
+                    "{name} {width}x{height} at {n}/8: mean |Δ| {diff:.2}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_flat_picture_keeps_its_level_at_every_scale() {
+    let mut out = Vec::new();
+    let grey = vec![77u8; 64 * 48];
+    Encoder::new(&mut out, 95)
+        .encode(&grey, 64, 48, ColorType::Luma)
+        .unwrap();
+    for n in [1, 2, 4] {
+        let picture = decode(&out, n).unwrap();
+        assert!(picture.pixels.iter().all(|&p| p.abs_diff(77) <= 1), "{n}/8");
+    }
+}
+
+#[test]
+fn what_is_not_a_single_baseline_scan_is_left_to_the_general_decoders() {
+    let progressive = jpeg(
+        64,
+        64,
+        &Options {
+            progressive: true,
+            ..PLAIN
+        },
+    );
+    assert!(decode(&progressive, 2).is_none());
+    // jpeg-encoder writes one scan per component when it optimises its tables.
+    let scan_per_component = jpeg(
+        64,
+        64,
+        &Options {
+            optimized: true,
+            ..PLAIN
+        },
+    );
+    assert!(decode(&scan_per_component, 2).is_none());
+
+    let mut cmyk = Vec::new();
+    Encoder::new(&mut cmyk, 90)
+        .encode(&[0u8; 16 * 16 * 4], 16, 16, ColorType::Cmyk)
+        .unwrap();
+    assert!(decode(&cmyk, 2).is_none());
+
+    // Component ids R, G, B: an RGB JPEG, not YCbCr.
+    let mut rgb_ids = jpeg(32, 32, &PLAIN);
+    let sof = rgb_ids.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    for (k, id) in b"RGB".iter().enumerate() {
+        rgb_ids[sof + 10 + 3 * k] = *id;
+    }
+    let sos = rgb_ids.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    for (k, id) in b"RGB".iter().enumerate() {
+        rgb_ids[sos + 5 + 2 * k] = *id;
+    }
+    assert!(decode(&rgb_ids, 2).is_none());
+
+    // Only 1/2, 1/4 and 1/8.
+    assert!(decode(&jpeg(32, 32, &PLAIN), 8).is_none());
+    assert!(decode(&jpeg(32, 32, &PLAIN), 3).is_none());
+}
+
+#[test]
+fn data_that_ends_before_the_last_block_is_refused_not_padded() {
+    let whole = jpeg(96, 96, &PLAIN);
+    assert!(decode(&whole, 2).is_some());
+    let scan = whole.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let middle = scan + (whole.len() - scan) / 2;
+    // Cut, with and without an end-of-image marker after the cut.
+    assert!(decode(&whole[..middle], 2).is_none());
+    assert!(decode(&[&whole[..middle], &[0xFF, 0xD9][..]].concat(), 2).is_none());
+    // Missing only its end-of-image marker: every block is there.
+    assert!(decode(&whole[..whole.len() - 2], 2).is_some());
+}
+
+#[test]
+fn no_cut_or_corrupted_byte_makes_it_panic() {
+    // Called directly: no panic guard in between. Restart markers make the
+    // scan as varied as it gets.
+    let whole = jpeg(
+        40,
+        24,
+        &Options {
+            restart: 2,
+            ..PLAIN
+        },
+    );
+    for end in 0..whole.len() {
+        let cut = &whole[..end];
+        for n in [1, 2, 4] {
+            let _ = decode(cut, n);
+        }
+    }
+    for at in 0..whole.len() {
+        for value in [0x00, 0x01, 0x0F, 0x7F, 0x80, 0xC4, 0xD0, 0xDA, 0xFE, 0xFF] {
+            let mut corrupted = whole.clone();
+            corrupted[at] = value;
+            let _ = decode(&corrupted, 2);
+        }
+    }
+    // A Huffman table claiming more codes of a length than fit: three of
+    // length 1 (the standard luma DC table has five of length 3; two stay, so
+    // the symbols still add up).
+    let mut overfull = whole.clone();
+    let dht = overfull.windows(2).position(|w| w == [0xFF, 0xC4]).unwrap();
+    assert_eq!(overfull[dht + 5..dht + 8], [0, 1, 5]);
+    overfull[dht + 5] = 3;
+    overfull[dht + 7] = 2;
+    assert!(decode(&overfull, 2).is_none());
+}
+
+#[test]
+fn thousands_of_random_mutations_never_make_it_panic() {
+    let originals = [
+        jpeg(
+            40,
+            24,
+            &Options {
+                restart: 2,
+                ..PLAIN
+            },
+        ),
+        jpeg(
+            33,
+            17,
+            &Options {
+                sampling: SamplingFactor::F_2_1,
+                ..PLAIN
+            },
+        ),
+        jpeg(
+            24,
+            24,
+            &Options {
+                grey: true,
+                restart: 1,
+                ..PLAIN
+            },
+        ),
+    ];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for original in &originals {
+        for _ in 0..2000 {
+            let mut mutated = original.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % mutated.len() as u64) as usize;
+                match next() % 3 {
+                    0 => mutated[at] = next() as u8,
+                    1 => mutated[at] ^= 1 << (next() % 8),
+                    _ => mutated.truncate(at.max(2)),
+                }
+            }
+            for n in [1, 2, 4] {
+                if let Some(picture) = decode(&mutated, n) {
+                    let channels = usize::from(picture.channels);
+                    assert_eq!(
+                        picture.pixels.len(),
+                        picture.width as usize * picture.height as usize * channels
+                    );
+                }
+            }
+        }
+    }
+}
