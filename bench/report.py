@@ -325,12 +325,20 @@ lines += [
     f"libjpeg-turbo alone, decoding this file at 1/8 scale (`jpegload shrink=8`: almost "
     f"nothing but Huffman decoding, one thread), costs **{floor:.1f} ms** of CPU — "
     f"{floor / vips12:.2f}× of the whole libvips pipeline ({vips12:.1f} ms). A baseline "
-    f"JPEG has to be entropy-decoded in full whatever the output size. In this run our "
+    f"JPEG has to be entropy-decoded in full whatever the output size. Ours is decoded by "
+    f"a decoder of our own ([`src/imaging/reduced_jpeg/`](../../src/imaging/reduced_jpeg/mod.rs): "
+    f"one pass over the scan with a 64-bit bit buffer and one table lookup per "
+    f"coefficient, keeping only each block's 2×2 low-frequency corner) instead of "
+    f"jpeg-decoder's scaled decode, which costs about 1.6 times as much and spawns a "
+    f"thread per colour component for every picture. It is safe Rust; no C parses "
+    f"untrusted bytes. Its fuzz target checks it differentially against jpeg-decoder "
+    f"(`fuzz/README.md`), and its unit tests cut, corrupt and mutate files. In this run our "
     f"pipeline in a loop costs {ours12:.1f} ms ({ours12 / vips12:.2f}×) and the running "
     f"server {insitu12:.1f} ms per update ({insitu12 / vips12:.2f}×): "
     f"{insitu12 - ours12:.1f} ms ({(insitu12 - ours12) / insitu12:.0%} of an update) is "
     f"spent outside the pipeline loop — the request, the download from loopback, "
-    f"hashing, the blob writes and the commit.",
+    f"SHA-256 of the source bytes (3 ms for these 4.4 MB), the blob writes, the commit, "
+    f"and the thread hand-offs between them (tokio, the blocking pool, SQLite's worker).",
     "",
     "## How each figure is measured",
     "",

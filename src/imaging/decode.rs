@@ -207,7 +207,7 @@ fn decode_jpeg_reduced(
     let n = [1, 2, 4]
         .into_iter()
         .find(|&n| square * n as u64 >= 8 * target)?;
-    if let Some(picture) = super::reduced_jpeg::decode(bytes, n) {
+    if let Some(picture) = super::reduced_jpeg::decode(bytes, n, limits.max_pixels) {
         let (w, h) = (picture.width, picture.height);
         return match picture.channels {
             1 => image::GrayImage::from_raw(w, h, picture.pixels).map(DynamicImage::ImageLuma8),

@@ -138,8 +138,8 @@ fn every_layout_an_encoder_writes_decodes_like_jpeg_decoder_at_every_scale() {
         for (name, options) in &layouts {
             let bytes = jpeg(width, height, options);
             for n in [1, 2, 4] {
-                let ours =
-                    decode(&bytes, n).unwrap_or_else(|| panic!("{name} {width}x{height} at {n}/8"));
+                let ours = decode(&bytes, n, u64::MAX)
+                    .unwrap_or_else(|| panic!("{name} {width}x{height} at {n}/8"));
                 let (w, h) = (
                     scaled_side(u32::from(width), n),
                     scaled_side(u32::from(height), n),
@@ -167,7 +167,7 @@ fn a_flat_picture_keeps_its_level_at_every_scale() {
         .encode(&grey, 64, 48, ColorType::Luma)
         .unwrap();
     for n in [1, 2, 4] {
-        let picture = decode(&out, n).unwrap();
+        let picture = decode(&out, n, u64::MAX).unwrap();
         assert!(picture.pixels.iter().all(|&p| p.abs_diff(77) <= 1), "{n}/8");
     }
 }
@@ -182,7 +182,7 @@ fn what_is_not_a_single_baseline_scan_is_left_to_the_general_decoders() {
             ..PLAIN
         },
     );
-    assert!(decode(&progressive, 2).is_none());
+    assert!(decode(&progressive, 2, u64::MAX).is_none());
     // jpeg-encoder writes one scan per component when it optimises its tables.
     let scan_per_component = jpeg(
         64,
@@ -192,13 +192,13 @@ fn what_is_not_a_single_baseline_scan_is_left_to_the_general_decoders() {
             ..PLAIN
         },
     );
-    assert!(decode(&scan_per_component, 2).is_none());
+    assert!(decode(&scan_per_component, 2, u64::MAX).is_none());
 
     let mut cmyk = Vec::new();
     Encoder::new(&mut cmyk, 90)
         .encode(&[0u8; 16 * 16 * 4], 16, 16, ColorType::Cmyk)
         .unwrap();
-    assert!(decode(&cmyk, 2).is_none());
+    assert!(decode(&cmyk, 2, u64::MAX).is_none());
 
     // Component ids R, G, B: an RGB JPEG, not YCbCr.
     let mut rgb_ids = jpeg(32, 32, &PLAIN);
@@ -210,24 +210,24 @@ fn what_is_not_a_single_baseline_scan_is_left_to_the_general_decoders() {
     for (k, id) in b"RGB".iter().enumerate() {
         rgb_ids[sos + 5 + 2 * k] = *id;
     }
-    assert!(decode(&rgb_ids, 2).is_none());
+    assert!(decode(&rgb_ids, 2, u64::MAX).is_none());
 
     // Only 1/2, 1/4 and 1/8.
-    assert!(decode(&jpeg(32, 32, &PLAIN), 8).is_none());
-    assert!(decode(&jpeg(32, 32, &PLAIN), 3).is_none());
+    assert!(decode(&jpeg(32, 32, &PLAIN), 8, u64::MAX).is_none());
+    assert!(decode(&jpeg(32, 32, &PLAIN), 3, u64::MAX).is_none());
 }
 
 #[test]
 fn data_that_ends_before_the_last_block_is_refused_not_padded() {
     let whole = jpeg(96, 96, &PLAIN);
-    assert!(decode(&whole, 2).is_some());
+    assert!(decode(&whole, 2, u64::MAX).is_some());
     let scan = whole.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
     let middle = scan + (whole.len() - scan) / 2;
     // Cut, with and without an end-of-image marker after the cut.
-    assert!(decode(&whole[..middle], 2).is_none());
-    assert!(decode(&[&whole[..middle], &[0xFF, 0xD9][..]].concat(), 2).is_none());
+    assert!(decode(&whole[..middle], 2, u64::MAX).is_none());
+    assert!(decode(&[&whole[..middle], &[0xFF, 0xD9][..]].concat(), 2, u64::MAX).is_none());
     // Missing only its end-of-image marker: every block is there.
-    assert!(decode(&whole[..whole.len() - 2], 2).is_some());
+    assert!(decode(&whole[..whole.len() - 2], 2, u64::MAX).is_some());
 }
 
 #[test]
@@ -245,14 +245,14 @@ fn no_cut_or_corrupted_byte_makes_it_panic() {
     for end in 0..whole.len() {
         let cut = &whole[..end];
         for n in [1, 2, 4] {
-            let _ = decode(cut, n);
+            let _ = decode(cut, n, u64::MAX);
         }
     }
     for at in 0..whole.len() {
         for value in [0x00, 0x01, 0x0F, 0x7F, 0x80, 0xC4, 0xD0, 0xDA, 0xFE, 0xFF] {
             let mut corrupted = whole.clone();
             corrupted[at] = value;
-            let _ = decode(&corrupted, 2);
+            let _ = decode(&corrupted, 2, u64::MAX);
         }
     }
     // A Huffman table claiming more codes of a length than fit: three of
@@ -263,7 +263,7 @@ fn no_cut_or_corrupted_byte_makes_it_panic() {
     assert_eq!(overfull[dht + 5..dht + 8], [0, 1, 5]);
     overfull[dht + 5] = 3;
     overfull[dht + 7] = 2;
-    assert!(decode(&overfull, 2).is_none());
+    assert!(decode(&overfull, 2, u64::MAX).is_none());
 }
 
 #[test]
@@ -314,7 +314,7 @@ fn thousands_of_random_mutations_never_make_it_panic() {
                 }
             }
             for n in [1, 2, 4] {
-                if let Some(picture) = decode(&mutated, n) {
+                if let Some(picture) = decode(&mutated, n, u64::MAX) {
                     let channels = usize::from(picture.channels);
                     assert_eq!(
                         picture.pixels.len(),
@@ -324,4 +324,11 @@ fn thousands_of_random_mutations_never_make_it_panic() {
             }
         }
     }
+}
+
+#[test]
+fn a_picture_above_the_pixel_limit_is_not_decoded() {
+    let bytes = jpeg(64, 48, &PLAIN);
+    assert!(decode(&bytes, 2, 64 * 48).is_some());
+    assert!(decode(&bytes, 2, 64 * 48 - 1).is_none());
 }
