@@ -84,14 +84,21 @@ fn red_over_blue(w: u32, h: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |_, y| Rgb(if y < h / 2 { RED } else { BLUE }))
 }
 
-/// Pseudo-random noise (deterministic), so JPEG/PNG files have real entropy data.
-fn noise(w: u32, h: u32) -> RgbImage {
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    RgbImage::from_fn(w, h, |_, _| {
+/// A deterministic xorshift64 stream, for noise and mutations.
+pub(super) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let [a, b, c, ..] = state.to_le_bytes();
+        state
+    }
+}
+
+/// Pseudo-random noise (deterministic), so JPEG/PNG files have real entropy data.
+fn noise(w: u32, h: u32) -> RgbImage {
+    let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+    RgbImage::from_fn(w, h, |_, _| {
+        let [a, b, c, ..] = next().to_le_bytes();
         Rgb([a, b, c])
     })
 }
@@ -765,13 +772,7 @@ fn truncated_files_are_corrupt_not_panics() {
 #[test]
 fn every_prefix_and_bit_flip_is_handled() {
     let picture = DynamicImage::ImageRgb8(noise(24, 24));
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
     for format in [
         ImageFormat::Jpeg,
         ImageFormat::Png,

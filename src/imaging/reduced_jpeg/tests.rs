@@ -1,13 +1,14 @@
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
 use super::*;
+use crate::imaging::tests::xorshift;
 
 /// Gradients and ripples in every channel, with a band of noise across the
 /// lower third: flat blocks, smooth ones and ones whose large coefficients
 /// need the longest Huffman codes.
 fn photo(width: u16, height: u16) -> Vec<u8> {
     let mut rgb = Vec::with_capacity(usize::from(width) * usize::from(height) * 3);
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = xorshift(0x2545_F491_4F6C_DD1D);
     for y in 0..height {
         for x in 0..width {
             let (fx, fy) = (f32::from(x), f32::from(y));
@@ -18,10 +19,7 @@ fn photo(width: u16, height: u16) -> Vec<u8> {
                 128.0 + ripple,
             ];
             if 3 * y >= 2 * height {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                for (channel, noise) in pixel.iter_mut().zip(state.to_le_bytes()) {
+                for (channel, noise) in pixel.iter_mut().zip(next().to_le_bytes()) {
                     *channel = (*channel + f32::from(noise) - 128.0).clamp(0.0, 255.0);
                 }
             }
@@ -295,13 +293,7 @@ fn thousands_of_random_mutations_never_make_it_panic() {
             },
         ),
     ];
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
     for original in &originals {
         for _ in 0..2000 {
             let mut mutated = original.clone();
