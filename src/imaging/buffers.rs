@@ -47,3 +47,25 @@ pub(crate) fn give_back(buffer: Vec<u8>) {
         *smallest = buffer;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_buffer_carries_nothing_from_the_last_picture() {
+        let len = 2 << 20;
+        give_back(vec![0xAA; len]);
+        let reused = take(len - 7);
+        assert_eq!(reused.len(), len - 7);
+        assert!(reused.iter().all(|&byte| byte == 0));
+        // Too small or too large to keep: freed, never handed out again.
+        give_back(vec![0xBB; 1024]);
+        give_back(vec![0xCC; MAX_KEPT_BYTES + 1]);
+        let kept = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(
+            kept.iter()
+                .all(|b| (MIN_KEPT_BYTES..=MAX_KEPT_BYTES).contains(&b.capacity()))
+        );
+    }
+}

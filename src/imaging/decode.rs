@@ -218,7 +218,8 @@ fn decode_jpeg_reduced(
 }
 
 /// [`decode_jpeg_reduced`] by `jpeg-decoder`, for the JPEGs our own reduced
-/// decoder leaves (progressive ones, above all).
+/// decoder leaves (progressive ones, above all); the caller has already found
+/// the picture large enough.
 fn decode_jpeg_decoder_scaled(
     bytes: &[u8],
     width: u32,
@@ -229,9 +230,6 @@ fn decode_jpeg_decoder_scaled(
 
     let target = u64::from(super::AvatarSize::Big.nominal_px());
     let square = u64::from(width.min(height));
-    if square < 2 * target {
-        return None;
-    }
     let mut decoder = Decoder::new(bytes);
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).ok()?);
     decoder.read_info().ok()?;
