@@ -9,18 +9,17 @@
 //! EMFILE back off instead of spinning, and shutdown waits for in-flight requests
 //! only as long as the grace period.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::api::{CloseConnection, Served};
 use crate::config::ConnectionLimits;
@@ -56,8 +55,9 @@ pub async fn serve(
     max_connections: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    let max_connections = max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let open = OpenConnections::default();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -86,17 +86,31 @@ pub async fn serve(
         let served = served.clone();
         let service =
             hyper::service::service_fn(move |request| route(served.clone(), request, peer));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let (key, stop) = open.add();
+        let open = open.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                biased;
+                ended = connection.as_mut() => ended,
+                () = stop => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            open.remove(key);
             drop(slot);
         });
     }
     drop(listener);
     tracing::info!("shutdown requested; finishing in-flight requests");
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+    open.stop_all();
+    let all_closed = slots.acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX));
+    if tokio::time::timeout(limits.shutdown_grace, all_closed)
         .await
         .is_err()
     {
@@ -108,6 +122,51 @@ pub async fn serve(
     Ok(())
 }
 
+/// The connections being served, each with the means to ask it to finish its
+/// request in flight and close. Each connection waits on a signal of its own:
+/// one signal shared by all (hyper-util's `GracefulShutdown`) is a lock every
+/// connection takes each time it is polled, and that cost 0.6 µs of a 6 µs
+/// avatar read here.
+#[derive(Clone, Default)]
+struct OpenConnections(Arc<std::sync::Mutex<Registry>>);
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    stops: HashMap<u64, oneshot::Sender<()>>,
+}
+
+impl OpenConnections {
+    /// Registers a connection: its key, and a future that completes when the
+    /// server asks it to stop (never, if the server never does).
+    fn add(&self) -> (u64, impl Future<Output = ()> + use<>) {
+        let (sender, receiver) = oneshot::channel();
+        let mut registry = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key = registry.next;
+        registry.next += 1;
+        registry.stops.insert(key, sender);
+        let stop = async move {
+            if receiver.await.is_err() {
+                // Dropped unsent: only its own end removes it, so never.
+                std::future::pending::<()>().await;
+            }
+        };
+        (key, stop)
+    }
+
+    fn remove(&self, key: u64) {
+        let mut registry = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        registry.stops.remove(&key);
+    }
+
+    fn stop_all(&self) {
+        let stops = std::mem::take(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()).stops);
+        for stop in stops.into_values() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// A fault rule asked to close the connection instead of answering.
 #[derive(Debug, thiserror::Error)]
 #[error("connection closed on purpose by a fault rule")]
@@ -115,14 +174,104 @@ struct ClosedOnPurpose;
 
 async fn route(
     served: Served,
-    mut request: hyper::Request<Incoming>,
+    request: hyper::Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<axum::response::Response, ClosedOnPurpose> {
-    request.extensions_mut().insert(ConnectInfo(peer));
-    let response = served.answer(request.map(axum::body::Body::new)).await;
+    let response = served.answer(request, peer).await;
     if response.extensions().get::<CloseConnection>().is_some() {
         // Failing the service makes hyper drop the connection unanswered.
         return Err(ClosedOnPurpose);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use axum::Router;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(30);
+
+    async fn send(stream: &mut TcpStream, path: &str) {
+        let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+    }
+
+    /// Reads until `needle` has arrived; `None` if the connection ends first.
+    async fn read_until(stream: &mut TcpStream, needle: &str) -> Option<String> {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+        Some(String::from_utf8_lossy(&seen).into_owned())
+    }
+
+    /// Shutdown asks every connection to close: an idle keep-alive connection
+    /// is closed at once, a request in flight is answered first, and the server
+    /// is done long before the grace period.
+    #[tokio::test]
+    async fn shutdown_closes_idle_connections_and_finishes_requests_in_flight() {
+        let router = Router::new()
+            .route("/quick", get(|| async { "quick" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "slow"
+                }),
+            );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let limits = ConnectionLimits {
+            header_timeout: GRACE,
+            body_timeout: GRACE,
+            max_connections: None,
+            shutdown_grace: GRACE,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            Served::routed(router),
+            limits,
+            16,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+
+        let mut idle = TcpStream::connect(address).await.unwrap();
+        send(&mut idle, "/quick").await;
+        assert!(read_until(&mut idle, "quick").await.is_some());
+        let mut busy = TcpStream::connect(address).await.unwrap();
+        send(&mut busy, "/slow").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let asked = Instant::now();
+        stop.send(()).unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), read_until(&mut busy, "slow"))
+            .await
+            .expect("the request in flight is answered");
+        assert!(answer.is_some(), "answered, not dropped");
+        let mut rest = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut rest))
+            .await
+            .expect("the idle connection is closed");
+        assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the server stops once its connections are closed")
+            .unwrap()
+            .unwrap();
+        assert!(asked.elapsed() < GRACE);
+    }
 }
