@@ -25,7 +25,9 @@ pub struct VariantCache {
 
 #[derive(Default)]
 struct Inner {
-    map: HashMap<Key, Bytes>,
+    /// foldhash, seeded per process: SipHash took longer than the rest of
+    /// the lookup, and the keys are content ids, not chosen by clients.
+    map: HashMap<Key, Bytes, foldhash::fast::RandomState>,
     order: VecDeque<Key>,
     bytes: usize,
 }
