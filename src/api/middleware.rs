@@ -13,7 +13,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderValue;
+use axum::http::{self as http, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -25,9 +25,11 @@ use super::envelope::{Answered, ApiError, InternalFailure, Ret};
 use crate::telemetry::metrics;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The same name, parsed once rather than for every response.
+static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
-fn incoming_id(request: &Request) -> Option<String> {
-    let value = request.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
+fn incoming_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(&REQUEST_ID)?.to_str().ok()?;
     let sane = !value.is_empty()
         && value.len() <= 64
         && value
@@ -36,10 +38,15 @@ fn incoming_id(request: &Request) -> Option<String> {
     sane.then(|| value.to_owned())
 }
 
+/// 16 random hex digits, written straight into the string: this runs for
+/// every request, the avatar reads included.
 fn new_id() -> String {
-    let mut raw = [0u8; 8];
-    rand::rng().fill_bytes(&mut raw);
-    hex::encode(raw)
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let random = rand::rng().next_u64();
+    (0..16)
+        .rev()
+        .map(|digit| char::from(HEX[(random >> (digit * 4)) as usize & 0xf]))
+        .collect()
 }
 
 /// The context for requests the router answers: the route as registered.
@@ -56,21 +63,26 @@ pub async fn request_context(request: Request, next: Next) -> Response {
 /// Runs `answer` on `request` inside the per-request context. `route` is the
 /// route template when one matched: logs name it (else the path), metrics
 /// only ever the template, a bounded label set.
-pub async fn in_context<F, Fut>(request: Request, route: Option<&str>, answer: F) -> Response
+pub async fn in_context<B, F, Fut>(
+    request: http::Request<B>,
+    route: Option<&str>,
+    answer: F,
+) -> Response
 where
-    F: FnOnce(Request) -> Fut,
+    F: FnOnce(http::Request<B>) -> Fut,
     Fut: Future<Output = Response>,
 {
-    let id = incoming_id(&request).unwrap_or_else(new_id);
+    let id = incoming_id(request.headers()).unwrap_or_else(new_id);
     let span = tracing::info_span!(
         "request",
         id = %id,
         method = %request.method(),
         path = %request.uri().path(),
     );
-    // Cheap (shared bytes); the path is only formatted when a line is logged.
-    let uri = request.uri().clone();
-    let logged_route = route.unwrap_or(uri.path());
+    // Kept only when no route matched (cheap: shared bytes); the path is only
+    // formatted when a line is logged.
+    let uri = route.is_none().then(|| request.uri().clone());
+    let logged_route = route.or(uri.as_ref().map(|uri| uri.path())).unwrap_or("");
     let started = Instant::now();
     let mut internal = false;
     let outcome = AssertUnwindSafe(answer(request))
@@ -100,7 +112,7 @@ where
         }
     };
     if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(id)) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();

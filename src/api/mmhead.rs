@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
 use super::{AppState, Services};
 use crate::domain::{AvatarId, AvatarSize};
@@ -71,42 +72,91 @@ fn parse(id: &str, size: &str) -> Option<(AvatarId, AvatarSize)> {
 }
 
 /// The answer for one avatar variant, given the request's headers.
+///
+/// A variant in memory is answered on the spot. The store's futures are large,
+/// and each layer between the connection and here (panic guard, span, request
+/// context) would copy them on every read, so they are boxed on the way to the
+/// store only.
 pub async fn answer(
     state: &Services,
     id: AvatarId,
     size: AvatarSize,
     headers: &HeaderMap,
 ) -> Response {
-    let etag = format!("\"{id}-{}\"", size.label());
-    if matches_if_none_match(headers, &etag) {
-        return match state.storage.has_variant(id, size).await {
-            Ok(true) => cached(StatusCode::NOT_MODIFIED, &etag, Body::empty()),
-            Ok(false) => StatusCode::NOT_FOUND.into_response(),
-            Err(e) => storage_failure(e),
-        };
+    let etag = etag(id, size);
+    let revalidating = matches_if_none_match(headers, etag.as_bytes());
+    let location = state.storage.public_url(id, size);
+    match state.storage.variant_in_memory(id, size) {
+        Some(jpeg) => found(revalidating, location, etag, jpeg),
+        None => {
+            Box::pin(answer_from_store(
+                state,
+                id,
+                size,
+                revalidating,
+                location,
+                etag,
+            ))
+            .await
+        }
     }
-    if let Some(location) = state.storage.public_url(id, size) {
+}
+
+async fn answer_from_store(
+    state: &Services,
+    id: AvatarId,
+    size: AvatarSize,
+    revalidating: bool,
+    location: Option<String>,
+    etag: HeaderValue,
+) -> Response {
+    if revalidating || location.is_some() {
         return match state.storage.has_variant(id, size).await {
-            Ok(true) => redirect(&location, &etag),
+            Ok(true) => found(revalidating, location, etag, Bytes::new()),
             Ok(false) => StatusCode::NOT_FOUND.into_response(),
             Err(e) => storage_failure(e),
         };
     }
     match state.storage.get_variant(id, size).await {
-        Ok(Some(jpeg)) => {
-            let mut response = cached(StatusCode::OK, &etag, Body::from(jpeg));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-            response
-        }
+        Ok(Some(jpeg)) => found(false, None, etag, jpeg),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => storage_failure(e),
     }
 }
 
+/// The answer for a variant that exists: 304 when the client's copy is
+/// current, else a redirect to its object when there is a public base for the
+/// blobs, else the JPEG.
+fn found(revalidating: bool, location: Option<String>, etag: HeaderValue, jpeg: Bytes) -> Response {
+    if revalidating {
+        return cached(StatusCode::NOT_MODIFIED, etag, Body::empty());
+    }
+    if let Some(location) = location {
+        return redirect(&location, etag);
+    }
+    let mut response = cached(StatusCode::OK, etag, Body::from(jpeg));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    response
+}
+
+/// `"<id>-<size>"`, put together without formatting machinery: it is made
+/// for every read.
+fn etag(id: AvatarId, size: AvatarSize) -> HeaderValue {
+    let label = size.label().as_bytes();
+    let mut tag = Vec::with_capacity(35 + label.len());
+    tag.push(b'"');
+    tag.extend_from_slice(&id.hex_digits());
+    tag.push(b'-');
+    tag.extend_from_slice(label);
+    tag.push(b'"');
+    HeaderValue::from_maybe_shared(Bytes::from(tag))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
 /// A response cacheable forever, with its ETag.
-fn cached(status: StatusCode, etag: &str, body: Body) -> Response {
+fn cached(status: StatusCode, etag: HeaderValue, body: Body) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -118,14 +168,12 @@ fn cached(status: StatusCode, etag: &str, body: Body) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        headers.insert(header::ETAG, value);
-    }
+    headers.insert(header::ETAG, etag);
     response
 }
 
 /// 307: the same method at the object's address (a HEAD stays a HEAD).
-fn redirect(location: &str, etag: &str) -> Response {
+fn redirect(location: &str, etag: HeaderValue) -> Response {
     let Ok(location) = HeaderValue::from_str(location) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -145,14 +193,14 @@ fn storage_failure(err: StorageError) -> Response {
 }
 
 /// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `W/` is ignored.
-fn matches_if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+fn matches_if_none_match(headers: &HeaderMap, etag: &[u8]) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|candidate| candidate.trim())
-        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/").as_bytes() == etag)
 }
 
 #[cfg(test)]
@@ -161,7 +209,7 @@ mod tests {
 
     #[test]
     fn if_none_match_lists_and_weak_tags_match() {
-        let etag = "\"abc-0\"";
+        let etag = b"\"abc-0\"";
         for value in ["\"abc-0\"", "W/\"abc-0\"", "\"x\", \"abc-0\"", "*"] {
             let mut headers = HeaderMap::new();
             headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());

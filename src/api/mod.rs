@@ -16,13 +16,16 @@ pub mod openapi;
 mod personal;
 mod tools;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::body::{Body, HttpBody};
+use axum::extract::ConnectInfo;
 use axum::http::Method;
 use axum::response::Response;
 use axum::routing::get;
+use bytes::Bytes;
 use tower_service::Service;
 use url::Url;
 use utoipa_axum::router::OpenApiRouter;
@@ -180,8 +183,11 @@ pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>, pages: Route
 /// rules), so a plain avatar path is answered here, in the same request
 /// context (request id, log line, metrics) as routed requests. Everything
 /// else, odd spellings of that path included, goes through the router.
+/// Cloned per request, so one reference count.
 #[derive(Clone)]
-pub struct Served {
+pub struct Served(Arc<Listening>);
+
+struct Listening {
     router: Router,
     avatars: Option<AppState>,
 }
@@ -189,22 +195,29 @@ pub struct Served {
 impl Served {
     /// The main listener: the router, avatars answered ahead of it.
     pub fn with_avatars(router: Router, state: AppState) -> Self {
-        Served {
+        Served(Arc::new(Listening {
             router,
             avatars: Some(state),
-        }
+        }))
     }
 
     /// A listener that only routes (the metrics listener).
     pub fn routed(router: Router) -> Self {
-        Served {
+        Served(Arc::new(Listening {
             router,
             avatars: None,
-        }
+        }))
     }
 
-    pub async fn answer(mut self, request: Request) -> Response {
-        if let Some(state) = &self.avatars
+    /// The answer to one request from `peer`. An avatar read touches neither
+    /// the body nor the peer address, so only routed requests pay for boxing
+    /// the one and recording the other.
+    pub async fn answer<B>(self, request: axum::http::Request<B>, peer: SocketAddr) -> Response
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        if let Some(state) = &self.0.avatars
             && matches!(*request.method(), Method::GET | Method::HEAD)
             && let Some((id, size)) = mmhead::from_path(request.uri().path())
         {
@@ -213,8 +226,11 @@ impl Served {
             })
             .await;
         }
-        // A Router is always ready: no poll_ready needed.
-        let Ok(response) = self.router.call(request).await;
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(ConnectInfo(peer));
+        // Boxed, so that the router's large future does not size every
+        // avatar read's. A Router is always ready: no poll_ready needed.
+        let Ok(response) = Box::pin(self.0.router.clone().call(request)).await;
         response
     }
 }

@@ -217,6 +217,13 @@ impl BlobStore {
             .map(drop)
     }
 
+    /// The bytes of one variant if they are in memory: no store is asked.
+    pub fn variant_in_memory(&self, avatar_id: AvatarId, size: AvatarSize) -> Option<Bytes> {
+        let jpeg = self.cache.get(avatar_id, size)?;
+        metrics::variant_cache(true);
+        Some(jpeg)
+    }
+
     /// The bytes of one variant, or `None` when no such object exists.
     pub async fn get_variant(
         &self,
