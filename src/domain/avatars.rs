@@ -309,7 +309,11 @@ impl AvatarUpdater {
             let fetching = std::time::Instant::now();
             let fetched = self
                 .fetcher
-                .fetch_unless(url.as_url(), known.as_ref().map(|k| k.etag.as_str()))
+                .fetch_unless(
+                    url.as_url(),
+                    known.as_ref().map(|k| k.etag.as_str()),
+                    imaging::buffers::for_download(),
+                )
                 .await
                 .map_err(|e| {
                     metrics::fetch_refused(e.code());
@@ -327,6 +331,7 @@ impl AvatarUpdater {
             // The same picture again (a bot re-sending a URL, or the same file
             // at another address): its avatar exists, nothing to decode.
             if let Some(avatar) = self.repo.avatar_for_source(&source_hash).await? {
+                imaging::buffers::recycle(bytes);
                 return Ok((avatar, Some(source_hash), etag, true));
             }
             let rendered = self.render(bytes).await?;
@@ -446,7 +451,9 @@ impl AvatarUpdater {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _entered = span.enter();
-            imaging::render_avatar(&bytes, &limits)
+            let rendered = imaging::render_avatar(&bytes, &limits);
+            imaging::buffers::recycle(bytes);
+            rendered
         })
         .await
         .map_err(|e| AvatarError::Worker(e.to_string()))?

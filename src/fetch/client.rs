@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::header::{
     ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH, LOCATION,
@@ -19,8 +19,6 @@ use super::{BadUrlReason, FetchConfig, FetchError, check_url};
 
 const USER_AGENT_VALUE: &str = concat!("gewe-server/", env!("CARGO_PKG_VERSION"));
 const ACCEPT_VALUE: &str = "image/*";
-/// Never pre-allocate more than this on the word of a `Content-Length` header.
-const MAX_PREALLOC: u64 = 1024 * 1024;
 /// Idle keep-alive connections kept per callback receiver (host and port), and
 /// for how long: enough for the dispatcher's deliveries in flight.
 const POST_IDLE_PER_HOST: usize = 32;
@@ -123,7 +121,7 @@ impl Fetcher {
     /// redirects, every hop re-checked. The whole call is bounded by
     /// `total_timeout`.
     pub async fn fetch(&self, url: &::url::Url) -> Result<Bytes, FetchError> {
-        match self.fetch_unless(url, None).await? {
+        match self.fetch_unless(url, None, Vec::new()).await? {
             Fetched::Body { bytes, .. } => Ok(bytes),
             Fetched::NotModified => Err(FetchError::HttpStatus(304)),
         }
@@ -133,14 +131,18 @@ impl Fetcher {
     /// longer matches `etag` (`If-None-Match`, a strong ETag it answered
     /// before). A 304 counts only when it answers that question: to a request
     /// without it, or after a redirect, it is a status like any other non-2xx.
+    /// The body is read into `buffer` (emptied first; grown as needed), so a
+    /// caller may hand in memory it keeps for downloads.
     pub async fn fetch_unless(
         &self,
         url: &::url::Url,
         etag: Option<&str>,
+        buffer: Vec<u8>,
     ) -> Result<Fetched, FetchError> {
         check_url(url).map_err(FetchError::BadUrl)?;
         let condition = etag.and_then(|etag| HeaderValue::from_str(etag).ok());
-        match tokio::time::timeout(self.config.total_timeout, self.follow(url, condition)).await {
+        let following = self.follow(url, condition, buffer);
+        match tokio::time::timeout(self.config.total_timeout, following).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout),
         }
@@ -190,6 +192,7 @@ impl Fetcher {
         &self,
         start: &::url::Url,
         mut condition: Option<HeaderValue>,
+        buffer: Vec<u8>,
     ) -> Result<Fetched, FetchError> {
         let mut current = start.clone();
         let mut redirects = 0usize;
@@ -220,7 +223,7 @@ impl Fetcher {
             let etag = (redirects == 0)
                 .then(|| strong_etag(response.headers()))
                 .flatten();
-            let bytes = self.read_body(response).await?;
+            let bytes = self.read_body(response, buffer).await?;
             return Ok(Fetched::Body { bytes, etag });
         }
     }
@@ -245,6 +248,7 @@ impl Fetcher {
     async fn read_body(
         &self,
         response: Response<hyper::body::Incoming>,
+        mut buf: Vec<u8>,
     ) -> Result<Bytes, FetchError> {
         let limit = self.config.max_bytes;
         let too_large = || FetchError::TooLarge { limit };
@@ -252,8 +256,12 @@ impl Fetcher {
         if announced.is_some_and(|len| len > limit) {
             return Err(too_large());
         }
-        let prealloc = announced.unwrap_or(0).min(limit).min(MAX_PREALLOC);
-        let mut buf = BytesMut::with_capacity(usize::try_from(prealloc).unwrap_or(0));
+        // Room for the announced length at once, rather than doubling from a
+        // guess (copying a 12 MP download three times over). Trusting the
+        // header costs nothing when it lies: memory not yet written to is not
+        // resident, and the limit still bounds what is read.
+        buf.clear();
+        buf.reserve(usize::try_from(announced.unwrap_or(0).min(limit)).unwrap_or(0));
         let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|err| FetchError::Protocol {
@@ -270,7 +278,7 @@ impl Fetcher {
                 buf.extend_from_slice(&data);
             }
         }
-        Ok(buf.freeze())
+        Ok(Bytes::from(buf))
     }
 }
 

@@ -1,13 +1,16 @@
-//! Reused pixel buffers for decoded pictures.
+//! Reused buffers for downloaded and decoded pictures.
 //!
-//! A decoded 1080p picture is 6 MB: above the allocator's mmap threshold
-//! (src/startup/allocator.rs), so a fresh buffer is a fresh mapping whose
-//! every page faults in on first write, about a tenth of a 1080p update's CPU
-//! time. The few buffers kept here stay mapped between updates instead. Kept:
-//! at most [`KEPT`] buffers of 1–[`MAX_KEPT_BYTES`] bytes (decodes run one per
-//! core at a time), so an idle server holds at most a few tens of MiB more.
+//! A decoded 1080p picture is 6 MB, a 12 MP download 4.4 MB: above the
+//! allocator's mmap threshold (src/startup/allocator.rs), so a fresh buffer is a
+//! fresh mapping whose every page faults in on first write, about a tenth of a
+//! 1080p update's CPU time. The few buffers kept here stay mapped between
+//! updates instead. Kept: at most [`KEPT`] buffers of 1–[`MAX_KEPT_BYTES`] bytes
+//! (decodes run one per core at a time), so an idle server holds at most a few
+//! tens of MiB more.
 
 use std::sync::{Mutex, PoisonError};
+
+use bytes::Bytes;
 
 const KEPT: usize = 4;
 const MIN_KEPT_BYTES: usize = 1 << 20;
@@ -30,6 +33,29 @@ pub(crate) fn take(len: usize) -> Vec<u8> {
         }
         None => vec![0; len],
     }
+}
+
+/// An empty buffer to download a picture into: the largest one kept, as the
+/// size is not known yet (nothing kept: a new, empty one).
+pub fn for_download() -> Vec<u8> {
+    let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    let largest = (0..pool.len()).max_by_key(|&i| pool[i].capacity());
+    let mut buffer = largest.map(|i| pool.swap_remove(i)).unwrap_or_default();
+    buffer.clear();
+    buffer
+}
+
+/// Hands the bytes of a download back once nothing else holds them (a copy
+/// still shared elsewhere is left alone).
+pub fn recycle(bytes: Bytes) {
+    if let Some(buffer) = sole_owner(bytes) {
+        give_back(buffer);
+    }
+}
+
+/// The buffer behind `bytes`, when nothing else holds it.
+fn sole_owner(bytes: Bytes) -> Option<Vec<u8>> {
+    bytes.try_into_mut().ok().map(Vec::from)
 }
 
 /// Hands a buffer back for the next picture. Outside the kept sizes it is
@@ -67,5 +93,22 @@ mod tests {
             kept.iter()
                 .all(|b| (MIN_KEPT_BYTES..=MAX_KEPT_BYTES).contains(&b.capacity()))
         );
+    }
+
+    #[test]
+    fn a_download_is_reused_only_when_nothing_else_holds_it() {
+        let mut download = Vec::with_capacity(3 << 20);
+        download.resize(3 << 20, 0xDD);
+        let address = download.as_ptr();
+        let download = Bytes::from(download);
+        let still_held = download.clone();
+        assert!(
+            sole_owner(download).is_none(),
+            "shared bytes are not reused"
+        );
+        let buffer = sole_owner(still_held).expect("the last holder gives it back");
+        assert_eq!(buffer.as_ptr(), address, "the same memory, not a copy");
+        assert!(buffer.capacity() >= 3 << 20);
+        assert!(for_download().is_empty(), "handed out empty");
     }
 }
