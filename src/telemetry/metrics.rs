@@ -137,8 +137,8 @@ pub fn render() -> String {
 /// no envelope).
 pub fn request(route: &str, ret: Option<i32>, status: u16, elapsed: Duration) {
     let seconds = elapsed.as_secs_f64();
-    THIS_THREAD.with(|tallies| {
-        let mut routes = tallies.lock().unwrap_or_else(|e| e.into_inner());
+    THIS_THREAD.with(|this_thread| {
+        let mut routes = this_thread.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tally) = routes.get_mut(route) {
             tally.record(ret, status, seconds);
             return;
@@ -158,17 +158,41 @@ pub fn request(route: &str, ret: Option<i32>, status: u16, elapsed: Duration) {
 /// every request.
 type ThreadTallies = Mutex<HashMap<Box<str>, RouteTally, foldhash::fast::RandomState>>;
 
-/// Every thread's table, kept after the thread ends: counters never go back.
-static ALL_THREADS: Mutex<Vec<Arc<ThreadTallies>>> = Mutex::new(Vec::new());
+/// The tables of the threads alive, and what the threads that ended had
+/// counted (counters never go back).
+static ALL_THREADS: Mutex<AllThreads> = Mutex::new(AllThreads {
+    alive: Vec::new(),
+    ended: BTreeMap::new(),
+});
+
+struct AllThreads {
+    alive: Vec<Arc<ThreadTallies>>,
+    ended: BTreeMap<Box<str>, RouteTally>,
+}
+
+/// This thread's table, registered while the thread lives.
+struct ThisThread(Arc<ThreadTallies>);
+
+impl Drop for ThisThread {
+    fn drop(&mut self) {
+        let mut all = ALL_THREADS.lock().unwrap_or_else(|e| e.into_inner());
+        all.alive.retain(|tallies| !Arc::ptr_eq(tallies, &self.0));
+        let routes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (route, tally) in routes.iter() {
+            all.ended.entry(route.clone()).or_default().add(tally);
+        }
+    }
+}
 
 thread_local! {
-    static THIS_THREAD: Arc<ThreadTallies> = {
+    static THIS_THREAD: ThisThread = {
         let tallies = Arc::<ThreadTallies>::default();
         ALL_THREADS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .alive
             .push(tallies.clone());
-        tallies
+        ThisThread(tallies)
     };
 }
 
@@ -220,12 +244,16 @@ impl RouteTally {
 
 /// The request counter and duration histogram in the text exposition format.
 fn render_requests(out: &mut String) {
-    let mut routes = BTreeMap::<Box<str>, RouteTally>::new();
-    for tallies in ALL_THREADS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        for (route, tally) in tallies.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            routes.entry(route.clone()).or_default().add(tally);
+    let routes = {
+        let all = ALL_THREADS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut routes = all.ended.clone();
+        for tallies in &all.alive {
+            for (route, tally) in tallies.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                routes.entry(route.clone()).or_default().add(tally);
+            }
         }
-    }
+        routes
+    };
     if routes.is_empty() {
         return;
     }
@@ -393,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_tallied_on_several_threads_add_up_in_one_series() {
+    fn requests_tallied_on_threads_alive_and_ended_add_up_in_one_series() {
         let route = "/test/tallies/{x}";
         let record = |ret, millis| request(route, ret, 200, Duration::from_millis(millis));
         std::thread::scope(|threads| {
@@ -401,6 +429,8 @@ mod tests {
             threads.spawn(|| (0..2).for_each(|_| record(Some(200), 40)));
             threads.spawn(|| record(Some(500), 60_000));
         });
+        // Those threads have ended; this one is alive.
+        record(Some(200), 2);
         let mut text = String::new();
         render_requests(&mut text);
         let counted = |ret: &str| {
@@ -409,7 +439,7 @@ mod tests {
                 &format!("{HTTP_REQUESTS}{{route=\"{route}\",ret=\"{ret}\",status=\"200\"}}"),
             )
         };
-        assert_eq!(counted("200"), Some("5"), "{text}");
+        assert_eq!(counted("200"), Some("6"), "{text}");
         assert_eq!(counted("500"), Some("1"), "{text}");
         let bucket = |le: &str| {
             sample(
@@ -418,19 +448,19 @@ mod tests {
             )
         };
         assert_eq!(bucket("0.001"), Some("0"));
-        assert_eq!(bucket("0.0025"), Some("3"));
-        assert_eq!(bucket("0.05"), Some("5"), "cumulative");
+        assert_eq!(bucket("0.0025"), Some("4"));
+        assert_eq!(bucket("0.05"), Some("6"), "cumulative");
         assert_eq!(
             bucket("30"),
-            Some("5"),
+            Some("6"),
             "a minute is beyond the last bucket"
         );
-        assert_eq!(bucket("+Inf"), Some("6"));
+        assert_eq!(bucket("+Inf"), Some("7"));
         let count = format!("{HTTP_DURATION}_count{{route=\"{route}\"}}");
-        assert_eq!(sample(&text, &count), Some("6"));
+        assert_eq!(sample(&text, &count), Some("7"));
         let sum = format!("{HTTP_DURATION}_sum{{route=\"{route}\"}}");
         let sum: f64 = sample(&text, &sum).unwrap().parse().unwrap();
-        assert!((sum - 60.086).abs() < 1e-9, "{sum}");
+        assert!((sum - 60.088).abs() < 1e-9, "{sum}");
     }
 
     #[test]
