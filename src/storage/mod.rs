@@ -69,6 +69,8 @@ pub struct BlobStore {
     public_base: Option<String>,
     /// Hot variants in memory: reads and ETag checks of cached ones cost no I/O.
     cache: Arc<VariantCache>,
+    /// The same store when it is a folder, whose files can be touched in place.
+    folder: Option<Arc<LocalFileSystem>>,
 }
 
 impl BlobStore {
@@ -80,8 +82,11 @@ impl BlobStore {
         })?;
         // Deleting an avatar's last variant (the garbage collector) removes its
         // folder too.
-        let store = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
-        Ok(Self::from_store(Arc::new(store)))
+        let folder = Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true));
+        Ok(BlobStore {
+            folder: Some(folder.clone()),
+            ..Self::from_store(folder)
+        })
     }
 
     pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
@@ -89,6 +94,7 @@ impl BlobStore {
             store,
             public_base: None,
             cache: Arc::new(VariantCache::new(DEFAULT_CACHE_BYTES)),
+            folder: None,
         }
     }
 
@@ -155,6 +161,19 @@ impl BlobStore {
     /// was stored first wins); if the object vanished meanwhile, `ours` is
     /// written.
     async fn refresh(&self, key: &ObjectPath, ours: PutPayload) -> Result<(), StorageError> {
+        // In a folder the object's last-modified time is its file's: set it in
+        // place rather than reading the bytes and writing them back. Anything
+        // but success (the file vanished meanwhile) takes the general way.
+        if let Some(folder) = &self.folder {
+            let path = folder.path_to_filesystem(key)?;
+            let touched = tokio::task::spawn_blocking(move || {
+                std::fs::File::open(path)?.set_modified(std::time::SystemTime::now())
+            })
+            .await;
+            if matches!(touched, Ok(Ok(()))) {
+                return Ok(());
+            }
+        }
         let payload = match self.store.get(key).await {
             Ok(stored) => PutPayload::from_bytes(stored.bytes().await?),
             Err(object_store::Error::NotFound { .. }) => ours,
@@ -266,5 +285,47 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    /// Storing an avatar whose objects exist keeps their bytes (what was stored
+    /// first wins) and restarts their grace: their last-modified time is now.
+    #[tokio::test]
+    async fn storing_existing_objects_in_a_folder_keeps_them_and_touches_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::local(dir.path()).unwrap();
+        let id = AvatarId::from_digest(&[7; 32]);
+        let first = Bytes::from_static(b"first");
+        blobs
+            .put_avatar(id, vec![(AvatarSize::S46, first.clone())])
+            .await
+            .unwrap();
+        let key = BlobStore::key(id, AvatarSize::S46);
+        let file = dir.path().join(key.as_ref());
+        let a_day_ago = SystemTime::now() - Duration::from_secs(86_400);
+        std::fs::File::open(&file)
+            .unwrap()
+            .set_modified(a_day_ago)
+            .unwrap();
+        let object = StoredObject {
+            avatar_id: id,
+            key: key.to_string(),
+            modified: 0,
+        };
+        let before = blobs.modified(&object).await.unwrap().unwrap();
+
+        blobs
+            .put_avatar(id, vec![(AvatarSize::S46, Bytes::from_static(b"second"))])
+            .await
+            .unwrap();
+        let after = blobs.modified(&object).await.unwrap().unwrap();
+        assert!(after >= before + 86_000, "touched: {before} -> {after}");
+        assert_eq!(std::fs::read(&file).unwrap(), first);
     }
 }
