@@ -97,18 +97,22 @@ mod tests {
 
     #[test]
     fn a_download_is_reused_only_when_nothing_else_holds_it() {
-        let mut download = Vec::with_capacity(3 << 20);
-        download.resize(3 << 20, 0xDD);
-        let address = download.as_ptr();
-        let download = Bytes::from(download);
-        let still_held = download.clone();
-        assert!(
-            sole_owner(download).is_none(),
-            "shared bytes are not reused"
-        );
-        let buffer = sole_owner(still_held).expect("the last holder gives it back");
-        assert_eq!(buffer.as_ptr(), address, "the same memory, not a copy");
-        assert!(buffer.capacity() >= 3 << 20);
+        // Filled to its capacity, and (a kept buffer, larger than the
+        // download) not: `Bytes` keeps the two differently.
+        for (capacity, len) in [(3 << 20, 3 << 20), (8 << 20, 3 << 20)] {
+            let mut download = Vec::with_capacity(capacity);
+            download.resize(len, 0xDD);
+            let address = download.as_ptr();
+            let download = Bytes::from(download);
+            let still_held = download.clone();
+            assert!(
+                sole_owner(download).is_none(),
+                "shared bytes are not reused"
+            );
+            let buffer = sole_owner(still_held).expect("the last holder gives it back");
+            assert_eq!(buffer.as_ptr(), address, "the same memory, not a copy");
+            assert!(buffer.capacity() >= capacity);
+        }
         assert!(for_download().is_empty(), "handed out empty");
     }
 }
