@@ -48,11 +48,9 @@ impl AvatarId {
     /// The 32 lowercase hex digits, without formatting machinery (the ETag of
     /// every avatar read is made of them).
     pub fn hex_digits(self) -> [u8; 32] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut digits = [0u8; 32];
-        for (i, digit) in digits.iter_mut().enumerate() {
-            *digit = HEX[(self.0 >> (124 - 4 * i)) as usize & 0xf];
-        }
+        // Cannot fail: 16 bytes fill 32 digits exactly.
+        let _ = hex::encode_to_slice(self.0.to_be_bytes(), &mut digits);
         digits
     }
 
