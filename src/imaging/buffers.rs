@@ -1,12 +1,13 @@
 //! Reused buffers for downloaded and decoded pictures.
 //!
-//! A decoded 1080p picture is 6 MB, a 12 MP download 4.4 MB: above the
-//! allocator's mmap threshold (src/startup/allocator.rs), so a fresh buffer is a
-//! fresh mapping whose every page faults in on first write, about a tenth of a
-//! 1080p update's CPU time. The few buffers kept here stay mapped between
-//! updates instead. Kept: at most [`KEPT`] buffers of 1–[`MAX_KEPT_BYTES`] bytes
-//! (decodes run one per core at a time), so an idle server holds at most a few
-//! tens of MiB more.
+//! A decoded 1080p picture is 6 MB, a 12 MP download 4.4 MB, a 2048² RGBA
+//! picture 16 MiB: above the allocator's mmap threshold
+//! (src/startup/allocator.rs), so a fresh buffer is a fresh mapping whose
+//! every page faults in on first write, about a tenth of an update's CPU time.
+//! The few buffers kept here stay mapped between updates instead. Kept: at
+//! most [`KEPT`] buffers of 1–[`MAX_KEPT_BYTES`] bytes, [`KEPT_TOTAL_BYTES`]
+//! together (decodes run one per core at a time), the largest first, so an
+//! idle server holds at most a few tens of MiB more.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -14,7 +15,8 @@ use bytes::Bytes;
 
 const KEPT: usize = 4;
 const MIN_KEPT_BYTES: usize = 1 << 20;
-const MAX_KEPT_BYTES: usize = 8 << 20;
+const MAX_KEPT_BYTES: usize = 24 << 20;
+const KEPT_TOTAL_BYTES: usize = 48 << 20;
 
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
@@ -59,19 +61,24 @@ fn sole_owner(bytes: Bytes) -> Option<Vec<u8>> {
 }
 
 /// Hands a buffer back for the next picture. Outside the kept sizes it is
-/// freed; when enough are kept, the smallest of them and it is.
+/// freed; beyond [`KEPT`] buffers or [`KEPT_TOTAL_BYTES`], the smallest go.
 pub(crate) fn give_back(buffer: Vec<u8>) {
     if !(MIN_KEPT_BYTES..=MAX_KEPT_BYTES).contains(&buffer.capacity()) {
         return;
     }
     let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-    if pool.len() < KEPT {
-        pool.push(buffer);
-    } else if let Some(smallest) = pool.iter_mut().min_by_key(|kept| kept.capacity())
-        && smallest.capacity() < buffer.capacity()
-    {
-        *smallest = buffer;
-    }
+    pool.push(buffer);
+    pool.sort_unstable_by_key(|kept| std::cmp::Reverse(kept.capacity()));
+    let mut total = 0;
+    let within = pool
+        .iter()
+        .take(KEPT)
+        .take_while(|kept| {
+            total += kept.capacity();
+            total <= KEPT_TOTAL_BYTES
+        })
+        .count();
+    pool.truncate(within);
 }
 
 #[cfg(test)]
@@ -88,11 +95,17 @@ mod tests {
         // Too small or too large to keep: freed, never handed out again.
         give_back(vec![0xBB; 1024]);
         give_back(vec![0xCC; MAX_KEPT_BYTES + 1]);
+        // Never more than the count and the total, however many come back.
+        for _ in 0..3 {
+            give_back(vec![0xDD; MAX_KEPT_BYTES]);
+        }
         let kept = POOL.lock().unwrap_or_else(PoisonError::into_inner);
         assert!(
             kept.iter()
                 .all(|b| (MIN_KEPT_BYTES..=MAX_KEPT_BYTES).contains(&b.capacity()))
         );
+        assert!(kept.len() <= KEPT);
+        assert!(kept.iter().map(Vec::capacity).sum::<usize>() <= KEPT_TOTAL_BYTES);
     }
 
     #[test]
