@@ -20,6 +20,32 @@ const KEPT_TOTAL_BYTES: usize = 48 << 20;
 
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
+/// Resizers kept with their scratch buffers: the first pass of a 2048² RGBA
+/// picture to 640 px writes 5 MiB, a fresh mapping (~1 300 page faults) every
+/// update with a new resizer.
+static RESIZERS: Mutex<Vec<fast_image_resize::Resizer>> = Mutex::new(Vec::new());
+
+/// A resizer, with the scratch buffers of an earlier picture when one is kept.
+pub(crate) fn resizer() -> fast_image_resize::Resizer {
+    let kept = RESIZERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop();
+    kept.unwrap_or_else(fast_image_resize::Resizer::new)
+}
+
+/// Keeps `resizer` for the next picture: at most [`KEPT`] of them, each with
+/// scratch buffers of at most [`MAX_KEPT_BYTES`] (larger ones are freed).
+pub(crate) fn give_back_resizer(mut resizer: fast_image_resize::Resizer) {
+    if resizer.size_of_internal_buffers() > MAX_KEPT_BYTES {
+        resizer.reset_internal_buffers();
+    }
+    let mut kept = RESIZERS.lock().unwrap_or_else(PoisonError::into_inner);
+    if kept.len() < KEPT {
+        kept.push(resizer);
+    }
+}
+
 /// A zeroed buffer of `len` bytes, reusing a kept one when one is large enough.
 pub(crate) fn take(len: usize) -> Vec<u8> {
     let kept = {

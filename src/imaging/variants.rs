@@ -32,7 +32,7 @@ pub(crate) fn render(
     let left = (width - square) / 2;
     let top = (height - square) / 2;
 
-    let mut resizer = fr::Resizer::new();
+    let mut resizer = super::buffers::resizer();
     // Crop + resize in one pass, straight from the source buffer (no cropped copy).
     let crop = fr::ResizeOptions::new().resize_alg(RESIZE_ALG).crop(
         f64::from(left),
@@ -76,6 +76,7 @@ pub(crate) fn render(
         };
         variants.push(variant);
     }
+    super::buffers::give_back_resizer(resizer);
     Ok(RenderedAvatar { variants })
 }
 
