@@ -31,7 +31,7 @@ pub(crate) fn resizer() -> fast_image_resize::Resizer {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .pop();
-    kept.unwrap_or_else(fast_image_resize::Resizer::new)
+    kept.unwrap_or_default()
 }
 
 /// Keeps `resizer` for the next picture: at most [`KEPT`] of them, each with

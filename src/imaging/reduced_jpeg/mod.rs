@@ -772,12 +772,10 @@ fn idct(
         }
         _ => {
             let at = |v: usize, u: usize| at(v, u) as f32;
-            let mut rows = [[0f32; 4]; 4];
-            for (v, row) in rows.iter_mut().enumerate() {
-                *row = idct4([at(v, 0), at(v, 1), at(v, 2), at(v, 3)]);
-            }
-            for u in 0..4 {
-                let column = idct4([rows[0][u], rows[1][u], rows[2][u], rows[3][u]]);
+            let rows: [[f32; 4]; 4] =
+                std::array::from_fn(|v| idct4([at(v, 0), at(v, 1), at(v, 2), at(v, 3)]));
+            let columns: [[f32; 4]; 4] = std::array::from_fn(|u| idct4(rows.map(|row| row[u])));
+            for (u, column) in columns.into_iter().enumerate() {
                 for (v, value) in column.into_iter().enumerate() {
                     plane.pixels[start + v * plane.width + u] =
                         (value + 128.5).clamp(0.0, 255.0) as u8;
