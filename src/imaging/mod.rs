@@ -6,8 +6,10 @@
 //! * Header dimensions are checked against [`ImageLimits`] before any pixel is
 //!   decoded; `image::Limits` are set on the reader as well, and the decoded
 //!   buffer is charged to `max_alloc` before decoding.
-//! * Exif orientation is applied, alpha is composited onto white, the centre
-//!   square is cut and resized with a Lanczos3 convolution (`fast_image_resize`).
+//! * Exif orientation is applied, alpha is composited onto white (RGBA after
+//!   a premultiplied resize), the centre square is cut and resized with a
+//!   Lanczos3 convolution (`fast_image_resize`); the small sizes from
+//!   box-filtered halves of the `0` square at least twice their side.
 //! * Output: baseline JPEG at [`JPEG_QUALITY`], no metadata, byte-for-byte
 //!   deterministic for the same input on the same machine.
 //!
