@@ -68,7 +68,8 @@ pub(crate) fn render(
             // Small sizes are always exactly N×N, derived from the `0` square
             // (upscaled only when the source square is smaller than N).
             let side = size.nominal_px();
-            let small = resize_rgb(&mut resizer, halves.source_for(side), side, &whole)?;
+            let source = halves.source_for(&mut resizer, side)?;
+            let small = resize_rgb(&mut resizer, source, side, &whole)?;
             Variant {
                 size,
                 side,
@@ -101,44 +102,31 @@ impl Halves {
         &self.levels[0]
     }
 
-    fn source_for(&mut self, side: u32) -> &RgbImage {
+    fn source_for(
+        &mut self,
+        resizer: &mut fr::Resizer,
+        side: u32,
+    ) -> Result<&RgbImage, ImageError> {
         loop {
             let last = self.levels.len() - 1;
             let current = &self.levels[last];
             let (w, h) = current.dimensions();
             // Only even sides halve exactly (a 640 square always does).
-            if w / 2 < 2 * side || w % 2 != 0 || h % 2 != 0 || last == 2 {
-                return &self.levels[last];
+            if w / 2 < 2 * side || w % 2 != 0 || h != w || last == 2 {
+                return Ok(&self.levels[last]);
             }
-            let half = box_half(current);
+            let half = box_half(resizer, current)?;
             self.levels.push(half);
         }
     }
 }
 
-/// `rgb` (even sides) at half its size, each pixel the rounded mean of a 2×2 block.
-fn box_half(rgb: &RgbImage) -> RgbImage {
-    let (w, h) = rgb.dimensions();
-    let row = w as usize * 3;
-    let mut half = vec![0u8; row / 2 * (h as usize / 2)];
-    for (out, pair) in half
-        .chunks_exact_mut(row / 2)
-        .zip(rgb.chunks_exact(2 * row))
-    {
-        let (top, bottom) = pair.split_at(row);
-        for ((o, t), b) in out
-            .chunks_exact_mut(3)
-            .zip(top.chunks_exact(6))
-            .zip(bottom.chunks_exact(6))
-        {
-            for c in 0..3 {
-                let sum =
-                    u16::from(t[c]) + u16::from(t[c + 3]) + u16::from(b[c]) + u16::from(b[c + 3]);
-                o[c] = ((sum + 2) >> 2) as u8;
-            }
-        }
-    }
-    RgbImage::from_raw(w / 2, h / 2, half).unwrap_or_else(|| RgbImage::new(0, 0))
+/// `rgb` (a square of even side) at half its side: with a box filter at
+/// exactly half, each pixel is the mean of a 2×2 block.
+fn box_half(resizer: &mut fr::Resizer, rgb: &RgbImage) -> Result<RgbImage, ImageError> {
+    let halving =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Box));
+    resize_rgb(resizer, rgb, rgb.width() / 2, &halving)
 }
 
 /// The centre square of `rgb` resized to `side`×`side` (the contact card's
@@ -315,18 +303,42 @@ mod tests {
     #[test]
     fn small_sizes_are_resized_from_box_halves_at_least_twice_their_side() {
         let big = RgbImage::from_fn(640, 640, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        let half = box_half(&big);
+        let mut resizer = fr::Resizer::new();
+        let half = box_half(&mut resizer, &big).unwrap();
         assert_eq!(half.dimensions(), (320, 320));
-        // (2x + 2x+1) / 2 rounds up to 2x+1 (mod 256), likewise for y.
+        // The mean of each 2×2 block: (2x + 2x+1) / 2 rounds to 2x+1 here.
         assert_eq!(half.get_pixel(3, 5).0, [7, 11, 7]);
+        assert_eq!(half.get_pixel(100, 60).0, [201, 121, 7]);
         let mut halves = Halves::of(big);
-        assert_eq!(halves.source_for(132).width(), 320);
-        assert_eq!(halves.source_for(96).width(), 320);
-        assert_eq!(halves.source_for(64).width(), 160);
-        assert_eq!(halves.source_for(46).width(), 160);
+        let mut width_for = |side| halves.source_for(&mut resizer, side).unwrap().width();
+        assert_eq!(width_for(132), 320);
+        assert_eq!(width_for(96), 320);
+        assert_eq!(width_for(64), 160);
+        assert_eq!(width_for(46), 160);
         // An odd side is never halved: the Lanczos pass reads it whole.
         let mut odd = Halves::of(RgbImage::new(501, 501));
-        assert_eq!(odd.source_for(46).width(), 501);
+        assert_eq!(odd.source_for(&mut resizer, 46).unwrap().width(), 501);
+    }
+
+    /// Resizers are kept between pictures (`buffers`): one that resized a
+    /// larger picture, RGBA included, resizes the next exactly as a new one.
+    #[test]
+    fn a_kept_resizer_resizes_as_a_new_one() {
+        let noise = |x: u32, y: u32| (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) as u8;
+        let mut kept = fr::Resizer::new();
+        let larger = image::RgbaImage::from_fn(900, 700, |x, y| {
+            image::Rgba([noise(x, y), noise(y, x), 90, noise(x + 1, y)])
+        });
+        let crop = fr::ResizeOptions::new()
+            .resize_alg(RESIZE_ALG)
+            .crop(100.0, 0.0, 700.0, 700.0);
+        resize_onto_white(&mut kept, larger, 640, &crop).unwrap();
+        let picture = RgbImage::from_fn(300, 300, |x, y| image::Rgb([noise(x, y), 7, noise(y, x)]));
+        let whole = fr::ResizeOptions::new().resize_alg(RESIZE_ALG);
+        assert_eq!(
+            resize_rgb(&mut kept, &picture, 132, &whole).unwrap(),
+            resize_rgb(&mut fr::Resizer::new(), &picture, 132, &whole).unwrap()
+        );
     }
 
     /// Resizing premultiplied and compositing after gives what flattening
