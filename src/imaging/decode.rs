@@ -179,40 +179,47 @@ fn read_pixels(decoder: impl ImageDecoder) -> image::ImageResult<DynamicImage> {
     })
 }
 
-/// Shrink-on-load for large JPEGs: when the centre square is at least twice
-/// the `0` variant's side, decode at 1/2, 1/4 or 1/8 scale in the DCT domain
-/// (the IDCT is computed on the low-frequency corner of each block, which is a
-/// proper low-pass, not a point sample), choosing the smallest scale whose
-/// square side is still ≥ 640, so the resampler still only ever shrinks.
-/// Entropy decoding is the same work; the IDCT, upsampling, colour conversion,
-/// the buffer and the resampler's input shrink 4–64×.
+/// Baseline JPEGs, the kind cameras and phones write, through our own
+/// decoder ([`super::reduced_jpeg`]), which decodes only the centre square
+/// the avatar is cut from. A large picture is shrunk on load: when the centre
+/// square is at least twice the `0` variant's side, it is decoded at 1/2, 1/4
+/// or 1/8 scale in the DCT domain (the IDCT is computed on the low-frequency
+/// corner of each block, which is a proper low-pass, not a point sample),
+/// choosing the smallest scale whose square side is still ≥ 640, so the
+/// resampler still only ever shrinks. Entropy decoding is the same work; the
+/// IDCT, upsampling, colour conversion, the buffer and the resampler's input
+/// shrink 4–64×.
 ///
-/// Baseline camera JPEGs go through our own single-scan decoder
-/// ([`super::reduced_jpeg`]); what it leaves (progressive, unusual sampling,
-/// anything it finds malformed) through `jpeg-decoder`'s scaled decode.
-/// `None` means "use the full decoder": the picture is small enough, not plain
-/// 8-bit greyscale/YCbCr/RGB (CMYK, lossless, 16-bit keep the exact path), or
-/// both reduced decoders refused it — the full decoder then decides and
-/// reports the same errors as before. Runs after all header and memory checks.
+/// What our decoder leaves (progressive, unusual sampling, anything it finds
+/// malformed): when a scale was chosen, `jpeg-decoder`'s scaled decode.
+/// `None` means "use the full decoder": not plain 8-bit greyscale/YCbCr/RGB
+/// (CMYK, lossless, 16-bit keep the exact path), or the reduced decoders
+/// refused it — the full decoder then decides and reports the same errors as
+/// before. Runs after all header and memory checks.
 fn decode_jpeg_reduced(
     bytes: &[u8],
     width: u32,
     height: u32,
     limits: &ImageLimits,
 ) -> Option<DynamicImage> {
+    use super::reduced_jpeg::{Region, decode};
+
     // Whole pixels only: a last column decoded from part of a block is not
     // counted towards the target.
     let target = u64::from(super::AvatarSize::Big.nominal_px());
     let square = u64::from(width.min(height));
-    let n = [1, 2, 4]
+    let n = [1, 2, 4, 8]
         .into_iter()
-        .find(|&n| square * n as u64 >= 8 * target)?;
-    if let Some(picture) = super::reduced_jpeg::decode(bytes, n, limits.max_pixels) {
+        .find(|&n| n == 8 || square * n as u64 >= 8 * target)?;
+    if let Some(picture) = decode(bytes, n, Region::CentreSquare, limits.max_pixels) {
         let (w, h) = (picture.width, picture.height);
         return match picture.channels {
             1 => image::GrayImage::from_raw(w, h, picture.pixels).map(DynamicImage::ImageLuma8),
             _ => image::RgbImage::from_raw(w, h, picture.pixels).map(DynamicImage::ImageRgb8),
         };
+    }
+    if n == 8 {
+        return None;
     }
     decode_jpeg_decoder_scaled(bytes, width, height, limits)
 }

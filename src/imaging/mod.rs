@@ -118,17 +118,24 @@ pub fn render_avatar(bytes: &[u8], limits: &ImageLimits) -> Result<RenderedAvata
     Ok(rendered)
 }
 
-/// Our reduced JPEG decoder alone, for its fuzz target: `bytes` (at most
-/// `max_pixels` at full size) at `n`/8 of each side (`n` = 1, 2 or 4) as
-/// (width, height, channels, pixels), or `None` where the general decoders
-/// would take over.
+/// Our own JPEG decoder alone, for its fuzz target: `bytes` (at most
+/// `max_pixels` at full size) at `n`/8 of each side (`n` = 1, 2, 4 or 8), the
+/// whole picture or its centre square, as (width, height, channels, pixels),
+/// or `None` where the general decoders would take over.
 #[doc(hidden)]
 pub fn decode_jpeg_reduced_for_fuzzing(
     bytes: &[u8],
     n: usize,
+    centre_square: bool,
     max_pixels: u64,
 ) -> Option<(u32, u32, u8, Vec<u8>)> {
-    reduced_jpeg::decode(bytes, n, max_pixels).map(|p| (p.width, p.height, p.channels, p.pixels))
+    let region = if centre_square {
+        reduced_jpeg::Region::CentreSquare
+    } else {
+        reduced_jpeg::Region::Whole
+    };
+    reduced_jpeg::decode(bytes, n, region, max_pixels)
+        .map(|p| (p.width, p.height, p.channels, p.pixels))
 }
 
 /// Render variants from an already-decoded RGB picture (used for generated

@@ -1001,14 +1001,15 @@ fn render_rgb_accepts_any_shape() {
 #[test]
 fn large_jpeg_is_decoded_reduced_with_the_same_result() {
     // 1400×1300: the centre square (1300) is ≥ 2×640, so the JPEG is decoded at
-    // 1/2 scale (700×650) before resampling. Stored red over blue, orientation 6.
+    // 1/2 scale (700×650), only its centre square (650×650), before
+    // resampling. Stored red over blue, orientation 6.
     let jpeg = encode(
         &DynamicImage::ImageRgb8(red_over_blue(1400, 1300)),
         ImageFormat::Jpeg,
     );
     let limits = ImageLimits::default();
     let reduced = decode::decode(&jpeg, &limits).expect("decode");
-    assert_eq!((reduced.image.width(), reduced.image.height()), (700, 650));
+    assert_eq!((reduced.image.width(), reduced.image.height()), (650, 650));
     let avatar = render(&with_exif_orientation(&jpeg, 6));
     assert_variants(&avatar, 640);
     let [_, _, left, right] = edges(&avatar);
@@ -1022,11 +1023,18 @@ fn large_jpeg_is_decoded_reduced_with_the_same_result() {
     assert_variants(&avatar, 640);
     assert_near(big(&avatar).get_pixel(320, 320), [90, 90, 90], 4);
 
-    // Below 2×640 the full decoder runs, as before.
-    let small = encode(
-        &DynamicImage::ImageRgb8(noise(1279, 1300)),
-        ImageFormat::Jpeg,
-    );
+    // Below 2×640 our decoder takes it at full size, the centre square only…
+    let noisy = DynamicImage::ImageRgb8(noise(1279, 1300));
+    let small = encode(&noisy, ImageFormat::Jpeg);
     let full = decode::decode(&small, &limits).expect("decode");
-    assert_eq!((full.image.width(), full.image.height()), (1279, 1300));
+    assert_eq!((full.image.width(), full.image.height()), (1279, 1279));
+    // …and what it leaves (a progressive JPEG) the general decoder, whole.
+    let mut progressive = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut progressive, 90);
+    encoder.set_progressive(true);
+    encoder
+        .encode(noisy.as_bytes(), 1279, 1300, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    let whole = decode::decode(&progressive, &limits).expect("decode");
+    assert_eq!((whole.image.width(), whole.image.height()), (1279, 1300));
 }

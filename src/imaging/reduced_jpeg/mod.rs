@@ -1,15 +1,18 @@
-//! Shrink-on-load for the JPEGs cameras and phones write: a baseline decoder
-//! that only ever produces the picture at 1/2, 1/4 or 1/8 of each side,
-//! computed from the low-frequency corner of each block's coefficients (an
-//! N-point inverse DCT, a proper low-pass rather than a point sample).
+//! Our own decoder for the JPEGs cameras and phones write: baseline, one
+//! scan. It decodes only what an avatar needs: the centre square, and for a
+//! large picture only at 1/2, 1/4 or 1/8 of each side, computed from the
+//! low-frequency corner of each block's coefficients (an N-point inverse DCT,
+//! a proper low-pass rather than a point sample).
 //!
-//! Why our own: in a large JPEG nearly all the work is entropy decoding, which
-//! no output size avoids. `jpeg-decoder`, the pure-Rust decoder that can
-//! scale, reads Huffman codes a bit at a time on its slow paths and hands
-//! every row of blocks to one freshly spawned thread per component; for a
-//! 12 MP photo that is about 1.6 times the CPU of this single-threaded loop,
-//! with its 64-bit bit buffer refilled eight bytes at a time and one table
-//! lookup per coefficient.
+//! Why our own: in a JPEG most of the work is entropy decoding, which no
+//! output size avoids. `jpeg-decoder`, the pure-Rust decoder that can scale,
+//! reads Huffman codes a bit at a time on its slow paths and hands every row
+//! of blocks to one freshly spawned thread per component; for a 12 MP photo
+//! that is about 1.6 times the CPU of this single-threaded loop, with its
+//! 64-bit bit buffer refilled eight bytes at a time and one table lookup per
+//! coefficient. At full size zune-jpeg spends half as much again on Huffman
+//! codes, and converts every block of a 16:9 picture whose sides the square
+//! crops away; here only the blocks around the square are transformed.
 //!
 //! Scope: one sequential Huffman scan of 8-bit samples holding every
 //! component, 1 (grey) or 3 (YCbCr) components, luma sampled 1 or 2 times per
@@ -17,8 +20,10 @@
 //! (progressive, arithmetic, 12-bit, CMYK, RGB, several scans, odd sampling)
 //! and anything malformed — including data that ends before the last block —
 //! answers `None`, and the caller's general decoders take the picture as they
-//! always did, errors included. Safe Rust; the only allocations are the
-//! planes, sized from header dimensions the caller has already checked.
+//! always did, errors included. Every block is entropy-decoded, the ones
+//! outside the square too, so a file is judged whole either way. Safe Rust;
+//! the only allocations are the planes, sized from header dimensions the
+//! caller has already checked.
 
 /// Natural (row-major) index of each zig-zag position.
 const ZIGZAG: [u8; 64] = [
@@ -26,6 +31,18 @@ const ZIGZAG: [u8; 64] = [
     13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
     52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
+
+/// [`ZIGZAG`] into blocks stored transposed (8·u + v), for [`idct8`].
+const TRANSPOSED_ZIGZAG: [u8; 64] = {
+    let mut table = [0u8; 64];
+    let mut k = 0;
+    while k < 64 {
+        let natural = ZIGZAG[k];
+        table[k] = (natural % 8) * 8 + natural / 8;
+        k += 1;
+    }
+    table
+};
 
 /// Huffman codes up to this many bits are decoded with one table lookup
 /// (11 measured fastest on a 12 MP photo: 9 and 10 miss too often, 12 crowds
@@ -48,20 +65,34 @@ pub(crate) struct Reduced {
     pub pixels: Vec<u8>,
 }
 
-/// Decodes `bytes` at `n`/8 of its size (`n` is 1, 2 or 4), or `None` when the
-/// file is outside this decoder's scope, malformed, or larger than
-/// `max_pixels` (full size).
-pub(crate) fn decode(bytes: &[u8], n: usize, max_pixels: u64) -> Option<Reduced> {
-    if !matches!(n, 1 | 2 | 4) {
+/// Which part of the picture [`decode`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Region {
+    Whole,
+    /// The centred square of the scaled picture's shorter side, placed as the
+    /// avatar renderer crops it: `(side - square) / 2` from the left or top.
+    CentreSquare,
+}
+
+/// Decodes `region` of `bytes` at `n`/8 of its size (`n` is 1, 2, 4 or 8), or
+/// `None` when the file is outside this decoder's scope, malformed, or larger
+/// than `max_pixels` (full size).
+pub(crate) fn decode(bytes: &[u8], n: usize, region: Region, max_pixels: u64) -> Option<Reduced> {
+    if !matches!(n, 1 | 2 | 4 | 8) {
         return None;
     }
     let (header, scan_start) = Header::parse(bytes)?;
     if header.width as u64 * header.height as u64 > max_pixels {
         return None;
     }
-    let mut scan = Scan::new(&header, n)?;
-    scan.run(&header, &bytes[scan_start..])?;
-    scan.into_picture(&header)
+    let mut scan = Scan::new(&header, n, region)?;
+    let data = &bytes[scan_start..];
+    if n == 8 {
+        scan.run::<true>(&header, data)?;
+    } else {
+        scan.run::<false>(&header, data)?;
+    }
+    scan.into_picture()
 }
 
 /// The output side for `n`/8 of `side`, rounded up (as libjpeg does).
@@ -482,13 +513,27 @@ impl<'a> BitReader<'a> {
     }
 }
 
-/// The planes being filled, one per component, at reduced size.
+/// The planes being filled, one per component, at reduced size: only the
+/// blocks of the MCUs around the region asked for, one MCU more on every side
+/// where the picture has one, so that chroma upsampling at the region's edges
+/// reads the same neighbours as for the whole picture.
 struct Scan {
     n: usize,
     /// Zig-zag positions below this are kept; the rest are only decoded past.
     keep: usize,
     mcus_x: usize,
     mcus_y: usize,
+    /// MCU columns and rows whose blocks are transformed into the planes.
+    window_x: std::ops::Range<usize>,
+    window_y: std::ops::Range<usize>,
+    /// The region, in pixels of the scaled picture: its corner and size.
+    region: (usize, usize, usize, usize),
+    /// The luma (or grey) samples per MCU, each way, at this scale.
+    mcu_w: usize,
+    mcu_h: usize,
+    /// At full size: each quantisation table with the 8×8 transform's scale
+    /// folded in (see [`idct8`]).
+    scaled_quant: [Option<[f32; 64]>; 4],
     planes: Vec<Plane>,
 }
 
@@ -498,19 +543,34 @@ struct Plane {
 }
 
 impl Scan {
-    fn new(header: &Header, n: usize) -> Option<Scan> {
+    fn new(header: &Header, n: usize, region: Region) -> Option<Scan> {
         let h_max = header.components.iter().map(|c| c.h).max()?;
         let v_max = header.components.iter().map(|c| c.v).max()?;
         let mcus_x = header.width.div_ceil(8 * h_max);
         let mcus_y = header.height.div_ceil(8 * v_max);
+        let width = scaled_side(header.width as u32, n) as usize;
+        let height = scaled_side(header.height as u32, n) as usize;
+        let region = match region {
+            Region::Whole => (0, 0, width, height),
+            Region::CentreSquare => {
+                let side = width.min(height);
+                ((width - side) / 2, (height - side) / 2, side, side)
+            }
+        };
+        let (mcu_w, mcu_h) = (h_max * n, v_max * n);
+        let around = |start: usize, len: usize, mcu: usize, count: usize| {
+            (start / mcu).saturating_sub(1)..((start + len).div_ceil(mcu) + 1).min(count)
+        };
+        let window_x = around(region.0, region.2, mcu_w, mcus_x);
+        let window_y = around(region.1, region.3, mcu_h, mcus_y);
         let planes = header
             .components
             .iter()
             .map(|c| {
-                let width = mcus_x * c.h * n;
+                let width = window_x.len() * c.h * n;
                 Plane {
                     width,
-                    pixels: vec![0; width * mcus_y * c.v * n],
+                    pixels: vec![0; width * window_y.len() * c.v * n],
                 }
             })
             .collect();
@@ -518,18 +578,35 @@ impl Scan {
         let keep = match n {
             1 => 1,
             2 => 5,
-            _ => 25,
+            4 => 25,
+            _ => 64,
+        };
+        let scaled_quant = if n == 8 {
+            header
+                .quant
+                .map(|table| table.map(|q| idct8_scaled_quant(&q)))
+        } else {
+            [None; 4]
         };
         Some(Scan {
             n,
             keep,
             mcus_x,
             mcus_y,
+            window_x,
+            window_y,
+            region,
+            mcu_w,
+            mcu_h,
+            scaled_quant,
             planes,
         })
     }
 
-    fn run(&mut self, header: &Header, data: &[u8]) -> Option<()> {
+    /// The scan, block by block; `FULL` (n = 8) keeps every coefficient, in
+    /// [`idct8`]'s transposed order (a loop of its own: the reduced sizes'
+    /// loop stays as tight as it was).
+    fn run<const FULL: bool>(&mut self, header: &Header, data: &[u8]) -> Option<()> {
         let mut bits = BitReader::new(data);
         let mut predictors = [0i32; 3];
         let mut coefficients = [0i32; 64];
@@ -545,17 +622,38 @@ impl Scan {
                 predictors = [0; 3];
             }
             let (mx, my) = (mcu % self.mcus_x, mcu / self.mcus_x);
+            let inside = self.window_x.contains(&mx) && self.window_y.contains(&my);
+            let (wx, wy) = (
+                mx.wrapping_sub(self.window_x.start),
+                my.wrapping_sub(self.window_y.start),
+            );
             for &index in &header.scan_order {
                 let component = &header.components[index];
                 let dc = header.dc[component.dc_table].as_ref()?;
                 let ac = header.ac[component.ac_table].as_ref()?;
-                let quant = header.quant[component.quant].as_ref()?;
                 for by in 0..component.v {
                     for bx in 0..component.h {
-                        self.block(&mut bits, dc, ac, &mut predictors[index], &mut coefficients)?;
-                        let x = (mx * component.h + bx) * self.n;
-                        let y = (my * component.v + by) * self.n;
-                        idct(&coefficients, quant, self.n, &mut self.planes[index], x, y);
+                        let needs_transform = self.block::<FULL>(
+                            &mut bits,
+                            dc,
+                            ac,
+                            &mut predictors[index],
+                            &mut coefficients,
+                        )?;
+                        if !inside {
+                            continue;
+                        }
+                        let x = (wx * component.h + bx) * self.n;
+                        let y = (wy * component.v + by) * self.n;
+                        let plane = &mut self.planes[index];
+                        let quant = header.quant[component.quant].as_ref()?;
+                        if !needs_transform {
+                            flat(coefficients[0] * quant[0], self.n, plane, x, y);
+                        } else if let Some(scaled) = &self.scaled_quant[component.quant] {
+                            idct8(&coefficients, scaled, plane, x, y);
+                        } else {
+                            idct(&coefficients, quant, self.n, plane, x, y);
+                        }
                     }
                 }
             }
@@ -563,18 +661,29 @@ impl Scan {
         (!bits.overran()).then_some(())
     }
 
-    /// Decodes one block's coefficients, keeping those the reduced IDCT reads.
+    /// Decodes one block's coefficients, keeping those the reduced IDCT reads;
+    /// answers whether it needs the transform (`false`: a flat block, its DC
+    /// term alone).
     #[inline]
-    fn block(
+    fn block<const FULL: bool>(
         &self,
         bits: &mut BitReader<'_>,
         dc: &Huffman,
         ac: &Huffman,
         predictor: &mut i32,
         coefficients: &mut [i32; 64],
-    ) -> Option<()> {
-        for &natural in &ZIGZAG[..self.keep] {
-            coefficients[usize::from(natural)] = 0;
+    ) -> Option<bool> {
+        let (keep, order) = if FULL {
+            (64, &TRANSPOSED_ZIGZAG)
+        } else {
+            (self.keep, &ZIGZAG)
+        };
+        if FULL {
+            coefficients.fill(0);
+        } else {
+            for &natural in &ZIGZAG[..keep] {
+                coefficients[usize::from(natural)] = 0;
+            }
         }
         if bits.count < 32 {
             bits.refill();
@@ -604,8 +713,8 @@ impl Scan {
                     break;
                 }
                 k += ((whole >> 8) & 15) as usize;
-                if k < self.keep {
-                    coefficients[usize::from(ZIGZAG[k])] = whole >> 16;
+                if k < keep {
+                    coefficients[usize::from(order[k])] = whole >> 16;
                 }
                 k += 1;
                 continue;
@@ -627,25 +736,28 @@ impl Scan {
             }
             k += run;
             let value = extend(bits.take(size), size);
-            if k < self.keep {
-                coefficients[usize::from(ZIGZAG[k])] = value;
+            if k < keep {
+                coefficients[usize::from(order[k])] = value;
             }
             k += 1;
         }
-        // A coefficient past the 64th: not a valid block.
-        (k <= 64).then_some(())
+        // A coefficient past the 64th: not a valid block. Past the first
+        // position, something was coded: almost always a coefficient the
+        // transform needs (only a run of zeros would be a flat block too).
+        (k <= 64).then_some(k > 1 && keep > 1)
     }
 
-    /// The picture: grey as it is, YCbCr converted to RGB (chroma upsampled
-    /// with libjpeg's triangle filter, as jpeg-decoder and libvips do);
-    /// cropped to the scaled size.
-    fn into_picture(self, header: &Header) -> Option<Reduced> {
-        let width = scaled_side(header.width as u32, self.n) as usize;
-        let height = scaled_side(header.height as u32, self.n) as usize;
+    /// The region: grey as it is, YCbCr converted to RGB (chroma upsampled
+    /// with libjpeg's triangle filter, as jpeg-decoder and libvips do).
+    fn into_picture(self) -> Option<Reduced> {
+        let (left, top, width, height) = self.region;
+        // The region's corner in the planes' samples (luma, or grey).
+        let x0 = left - self.window_x.start * self.mcu_w;
+        let y0 = top - self.window_y.start * self.mcu_h;
         if let [grey] = &self.planes[..] {
             let mut pixels = Vec::with_capacity(width * height);
-            for row in grey.pixels.chunks_exact(grey.width).take(height) {
-                pixels.extend_from_slice(&row[..width]);
+            for row in grey.pixels.chunks_exact(grey.width).skip(y0).take(height) {
+                pixels.extend_from_slice(&row[x0..x0 + width]);
             }
             return Some(Reduced {
                 width: width as u32,
@@ -657,22 +769,22 @@ impl Scan {
         let [luma, cb, cr] = &self.planes[..] else {
             return None;
         };
-        let (sx, sy) = (header.components[0].h, header.components[0].v);
+        let (sx, sy) = (self.mcu_w / self.n, self.mcu_h / self.n);
         // Whole rows through simple loops over slices of known length, which
         // the compiler turns into vector instructions: a pixel at a time (an
         // `extend` per pixel, a branch per chroma sample) ran ~7 ns a pixel.
         let mut pixels = vec![0; width * height * 3];
         let (mut sums, mut cb_row, mut cr_row) =
             (Vec::new(), vec![0; sx * cb.width], vec![0; sx * cr.width]);
-        for (y, out) in pixels.chunks_exact_mut(width * 3).enumerate() {
+        for (y, out) in (y0..).zip(pixels.chunks_exact_mut(width * 3)) {
             cb.upsampled_row(y, sx, sy, &mut sums, &mut cb_row);
             cr.upsampled_row(y, sx, sy, &mut sums, &mut cr_row);
-            let luma_row = &luma.pixels[y * luma.width..][..width];
+            let luma_row = &luma.pixels[y * luma.width + x0..][..width];
             for (((rgb, &l), &b), &r) in out
                 .chunks_exact_mut(3)
                 .zip(luma_row)
-                .zip(&cb_row[..width])
-                .zip(&cr_row[..width])
+                .zip(&cb_row[x0..x0 + width])
+                .zip(&cr_row[x0..x0 + width])
             {
                 rgb.copy_from_slice(&ycbcr_to_rgb(l, b, r));
             }
@@ -744,9 +856,21 @@ fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     ]
 }
 
-/// The n×n inverse DCT of a block's n×n lowest frequencies, normalised like
-/// the 8-point one (a flat block keeps its level), written at (x, y). At 1/8
-/// and 2/8 it is sums of four products: exact in integers (at most 4 ·
+/// A block with no AC coefficient (the commonest in smooth areas): its level,
+/// `dc` dequantised, at every one of its n×n samples.
+fn flat(dc: i32, n: usize, plane: &mut Plane, x: usize, y: usize) {
+    let level = ((dc + 1028) >> 3).clamp(0, 255) as u8;
+    for row in plane.pixels[y * plane.width + x..]
+        .chunks_mut(plane.width)
+        .take(n)
+    {
+        row[..n].fill(level);
+    }
+}
+
+/// The n×n inverse DCT of a block's n×n lowest frequencies (`n` 2 or 4),
+/// normalised like the 8-point one (a flat block keeps its level), written at
+/// (x, y). At 2/8 it is sums of four products: exact in integers (at most 4 ·
 /// 2047 · 65535 < 2³¹), floor((s + 8 · 128.5) / 8) being the float path's
 /// value + 128.5 truncated.
 fn idct(
@@ -760,27 +884,22 @@ fn idct(
     let at = |v: usize, u: usize| coefficients[8 * v + u] * quant[8 * v + u];
     let level = |sum: i32| ((sum + 1028) >> 3).clamp(0, 255) as u8;
     let start = y * plane.width + x;
-    match n {
-        1 => plane.pixels[start] = level(at(0, 0)),
-        2 => {
-            let (a, b, c, d) = (at(0, 0), at(0, 1), at(1, 0), at(1, 1));
-            plane.pixels[start..start + 2]
-                .copy_from_slice(&[level(a + b + c + d), level(a - b + c - d)]);
-            let below = start + plane.width;
-            plane.pixels[below..below + 2]
-                .copy_from_slice(&[level(a + b - c - d), level(a - b - c + d)]);
-        }
-        _ => {
-            let at = |v: usize, u: usize| at(v, u) as f32;
-            let rows: [[f32; 4]; 4] =
-                std::array::from_fn(|v| idct4([at(v, 0), at(v, 1), at(v, 2), at(v, 3)]));
-            let columns: [[f32; 4]; 4] = std::array::from_fn(|u| idct4(rows.map(|row| row[u])));
-            for (u, column) in columns.into_iter().enumerate() {
-                for (v, value) in column.into_iter().enumerate() {
-                    plane.pixels[start + v * plane.width + u] =
-                        (value + 128.5).clamp(0.0, 255.0) as u8;
-                }
-            }
+    if n == 2 {
+        let (a, b, c, d) = (at(0, 0), at(0, 1), at(1, 0), at(1, 1));
+        plane.pixels[start..start + 2]
+            .copy_from_slice(&[level(a + b + c + d), level(a - b + c - d)]);
+        let below = start + plane.width;
+        plane.pixels[below..below + 2]
+            .copy_from_slice(&[level(a + b - c - d), level(a - b - c + d)]);
+        return;
+    }
+    let at = |v: usize, u: usize| at(v, u) as f32;
+    let rows: [[f32; 4]; 4] =
+        std::array::from_fn(|v| idct4([at(v, 0), at(v, 1), at(v, 2), at(v, 3)]));
+    let columns: [[f32; 4]; 4] = std::array::from_fn(|u| idct4(rows.map(|row| row[u])));
+    for (u, column) in columns.into_iter().enumerate() {
+        for (v, value) in column.into_iter().enumerate() {
+            plane.pixels[start + v * plane.width + u] = (value + 128.5).clamp(0.0, 255.0) as u8;
         }
     }
 }
@@ -799,6 +918,108 @@ fn idct4([f0, f1, f2, f3]: [f32; 4]) -> [f32; 4] {
         0.5 * (even1 - odd1),
         0.5 * (even0 - odd0),
     ]
+}
+
+/// A quantisation table (natural order) with the scale of [`idct8`]'s
+/// factorisation folded in: entry (v, u) times s(v)·s(u)/8, where s(0) = 1 and
+/// s(k) = √2·cos(kπ/16).
+fn idct8_scaled_quant(quant: &[i32; 64]) -> [f32; 64] {
+    let s = |k: usize| {
+        if k == 0 {
+            1.0
+        } else {
+            std::f64::consts::SQRT_2 * (k as f64 * std::f64::consts::PI / 16.0).cos()
+        }
+    };
+    // Stored transposed, as the blocks it scales (entry 8·u + v).
+    std::array::from_fn(|i| {
+        let (u, v) = (i / 8, i % 8);
+        (f64::from(quant[8 * v + u]) * s(v) * s(u) / 8.0) as f32
+    })
+}
+
+/// Eight lanes, one per column (or row) of a block.
+type Lanes = [f32; 8];
+
+/// The 8-point inverse DCT of Arai, Agui and Nakajima (5 products, 29 sums),
+/// inputs pre-scaled by s(k) (see [`idct8_scaled_quant`]): `x[k]` holds
+/// frequency k of eight lanes, transformed together. Written as one loop over
+/// the lanes, which the compiler turns into vector instructions.
+#[inline(always)]
+fn aan8(x: &[Lanes; 8]) -> [Lanes; 8] {
+    const SQRT_2: f32 = std::f32::consts::SQRT_2;
+    let mut out = [[0f32; 8]; 8];
+    for i in 0..8 {
+        // Even part: frequencies 0, 2, 4, 6.
+        let sum04 = x[0][i] + x[4][i];
+        let diff04 = x[0][i] - x[4][i];
+        let sum26 = x[2][i] + x[6][i];
+        let diff26 = (x[2][i] - x[6][i]) * SQRT_2 - sum26;
+        let even0 = sum04 + sum26;
+        let even1 = diff04 + diff26;
+        let even2 = diff04 - diff26;
+        let even3 = sum04 - sum26;
+        // Odd part: frequencies 1, 3, 5, 7.
+        let z13 = x[5][i] + x[3][i];
+        let z10 = x[5][i] - x[3][i];
+        let z11 = x[1][i] + x[7][i];
+        let z12 = x[1][i] - x[7][i];
+        let odd7 = z11 + z13;
+        let z5 = (z10 + z12) * 1.847_759; // 2·cos(π/8)
+        let odd6 = z10 * -2.613_126 + z5 - odd7; // −2·(cos(π/8) + cos(3π/8))
+        let odd5 = (z11 - z13) * SQRT_2 - odd6;
+        let odd4 = z12 * 1.082_392_2 - z5 + odd5; // 2·(cos(π/8) − cos(3π/8))
+        out[0][i] = even0 + odd7;
+        out[1][i] = even1 + odd6;
+        out[2][i] = even2 + odd5;
+        out[3][i] = even3 - odd4;
+        out[4][i] = even3 + odd4;
+        out[5][i] = even2 - odd5;
+        out[6][i] = even1 - odd6;
+        out[7][i] = even0 - odd7;
+    }
+    out
+}
+
+/// The full 8×8 inverse DCT of a block whose coefficients are stored
+/// transposed (entry 8·u + v holds horizontal frequency u, vertical v, see
+/// [`TRANSPOSED_ZIGZAG`]; `scaled_quant` likewise), written at (x, y): rows,
+/// then columns, so that the second pass ends with one row of samples in each
+/// vector, converted and stored eight at a time.
+fn idct8(
+    coefficients: &[i32; 64],
+    scaled_quant: &[f32; 64],
+    plane: &mut Plane,
+    x: usize,
+    y: usize,
+) {
+    let mut dequantised = [0f32; 64];
+    for ((out, &c), &q) in dequantised.iter_mut().zip(coefficients).zip(scaled_quant) {
+        *out = c as f32 * q;
+    }
+    // Vector u holds frequency u of every row v.
+    let (by_frequency, _) = dequantised.as_chunks::<8>();
+    let by_frequency: [Lanes; 8] = std::array::from_fn(|u| by_frequency[u]);
+    // Vector x holds column x of every row v (still in vertical frequencies).
+    let columns = aan8(&by_frequency);
+    let mut rows = [[0f32; 8]; 8];
+    for (x, column) in columns.iter().enumerate() {
+        for (row, &value) in rows.iter_mut().zip(column) {
+            row[x] = value;
+        }
+    }
+    // Vector y holds row y of samples.
+    let samples = aan8(&rows);
+    for (row, values) in plane.pixels[y * plane.width + x..]
+        .chunks_mut(plane.width)
+        .zip(samples)
+    {
+        // Rounded to the nearest level by adding 2²³, which leaves it in the
+        // low bits of the float: a bit cast the compiler vectorises, where a
+        // float-to-integer `as` is a saturating conversion it does one by one.
+        let levels = values.map(|v| ((v + 128.0).clamp(0.0, 255.0) + 8_388_608.0).to_bits() as u8);
+        row[..8].copy_from_slice(&levels);
+    }
 }
 
 #[cfg(test)]
