@@ -540,6 +540,10 @@ struct Scan {
 struct Plane {
     width: usize,
     pixels: Vec<u8>,
+    /// How many of its columns and rows hold the picture rather than the
+    /// padding that fills the last MCUs (at least one of each).
+    columns: usize,
+    rows: usize,
 }
 
 impl Scan {
@@ -567,10 +571,23 @@ impl Scan {
             .components
             .iter()
             .map(|c| {
-                let width = window_x.len() * c.h * n;
+                let (per_mcu_x, per_mcu_y) = (c.h * n, c.v * n);
+                let (width, rows) = (window_x.len() * per_mcu_x, window_y.len() * per_mcu_y);
+                // The component's own size at this scale, as libjpeg counts it
+                // (side · sampling / largest sampling, then · n/8, rounded up),
+                // from the window's first MCU.
+                let inside = |side: usize, sampling: usize, largest: usize, skipped: usize| {
+                    (side * sampling * n)
+                        .div_ceil(largest * 8)
+                        .saturating_sub(skipped)
+                };
                 Plane {
                     width,
-                    pixels: vec![0; width * window_y.len() * c.v * n],
+                    pixels: vec![0; width * rows],
+                    columns: inside(header.width, c.h, h_max, window_x.start * per_mcu_x)
+                        .clamp(1, width),
+                    rows: inside(header.height, c.v, v_max, window_y.start * per_mcu_y)
+                        .clamp(1, rows),
                 }
             })
             .collect();
@@ -802,9 +819,11 @@ impl Plane {
     /// Row `y` of this chroma plane at luma resolution (`sx`, `sy`: luma
     /// samples per chroma sample), into `out`: each output sample weighs its
     /// nearest input sample 3/4 and the next nearest 1/4 in each direction
-    /// where the plane is subsampled (libjpeg's "fancy" upsampling).
+    /// where the plane is subsampled (libjpeg's "fancy" upsampling). At the
+    /// picture's right and bottom edges the last real sample stands in for
+    /// its missing neighbour, as in libjpeg, not the MCU's padding.
     fn upsampled_row(&self, y: usize, sx: usize, sy: usize, sums: &mut Vec<u16>, out: &mut [u8]) {
-        let rows = self.pixels.len() / self.width;
+        let rows = self.rows;
         let near = (y / sy).min(rows - 1);
         let far = match (sy, y % 2) {
             (1, _) => near,
@@ -812,8 +831,8 @@ impl Plane {
             _ => (near + 1).min(rows - 1),
         };
         let (near, far) = (
-            &self.pixels[near * self.width..][..self.width],
-            &self.pixels[far * self.width..][..self.width],
+            &self.pixels[near * self.width..][..self.columns],
+            &self.pixels[far * self.width..][..self.columns],
         );
         // Column sums at four times the sample scale.
         sums.clear();

@@ -131,8 +131,9 @@ fn every_layout_an_encoder_writes_decodes_like_jpeg_decoder_at_every_scale() {
             },
         ),
     ];
-    // Sides that are not multiples of a block or an MCU, and one that is.
-    for (width, height) in [(301, 203), (256, 128), (17, 9)] {
+    // Sides that are not multiples of a block or an MCU, and one that is; at
+    // 12×8 and 2/8 the chroma is one row, the MCU's second is padding.
+    for (width, height) in [(301, 203), (256, 128), (17, 9), (12, 8)] {
         for (name, options) in &layouts {
             let bytes = jpeg(width, height, options);
             for n in [1, 2, 4, 8] {
@@ -427,6 +428,8 @@ fn the_8x8_transform_is_the_inverse_dct_within_a_level() {
         let mut plane = Plane {
             width: 8,
             pixels: vec![0; 64],
+            columns: 8,
+            rows: 8,
         };
         // Stored transposed, as the scan stores them for this transform.
         let stored: [i32; 64] = std::array::from_fn(|i| coefficients[8 * (i % 8) + i / 8]);
