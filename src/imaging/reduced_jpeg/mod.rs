@@ -531,9 +531,8 @@ struct Scan {
     /// The luma (or grey) samples per MCU, each way, at this scale.
     mcu_w: usize,
     mcu_h: usize,
-    /// At full size: each quantisation table with the 8×8 transform's scale
-    /// folded in (see [`idct8`]).
-    scaled_quant: [Option<[f32; 64]>; 4],
+    /// At full size: what [`idct8`] needs of each quantisation table.
+    full_size: [Option<FullSizeQuant>; 4],
     planes: Vec<Plane>,
 }
 
@@ -598,12 +597,12 @@ impl Scan {
             4 => 25,
             _ => 64,
         };
-        let scaled_quant = if n == 8 {
+        let full_size = if n == 8 {
             header
                 .quant
-                .map(|table| table.map(|q| idct8_scaled_quant(&q)))
+                .map(|table| table.map(|q| FullSizeQuant::of(&q)))
         } else {
-            [None; 4]
+            [None, None, None, None]
         };
         Some(Scan {
             n,
@@ -615,7 +614,7 @@ impl Scan {
             region,
             mcu_w,
             mcu_h,
-            scaled_quant,
+            full_size,
             planes,
         })
     }
@@ -664,10 +663,14 @@ impl Scan {
                         let y = (wy * component.v + by) * self.n;
                         let plane = &mut self.planes[index];
                         let quant = header.quant[component.quant].as_ref()?;
+                        let full_size = self.full_size[component.quant].as_ref();
+                        if full_size.is_some_and(|full| !full.possible(&coefficients)) {
+                            return None;
+                        }
                         if !needs_transform {
                             flat(coefficients[0] * quant[0], self.n, plane, x, y);
-                        } else if let Some(scaled) = &self.scaled_quant[component.quant] {
-                            idct8(&coefficients, scaled, plane, x, y);
+                        } else if let Some(full) = full_size {
+                            idct8(&coefficients, &full.scaled, plane, x, y);
                         } else {
                             idct(&coefficients, quant, self.n, plane, x, y);
                         }
@@ -939,9 +942,42 @@ fn idct4([f0, f1, f2, f3]: [f32; 4]) -> [f32; 4] {
     ]
 }
 
+/// A quantisation table as [`idct8`] reads it, transposed like the blocks
+/// (entry 8·u + v).
+struct FullSizeQuant {
+    /// With the scale of the transform's factorisation folded in: (v, u)
+    /// times s(v)·s(u)/8, where s(0) = 1 and s(k) = √2·cos(kπ/16).
+    scaled: [f32; 64],
+    /// The largest coefficient each entry can hold in a picture of 8-bit
+    /// samples: its dequantised value within 2048 + q/2. The transform of
+    /// 8-bit samples is within ±1024 and rounding to a multiple of q adds at
+    /// most q/2, so this leaves twice the room any encoder needs. Beyond it
+    /// the general decoders decide (jpeg-decoder's integer transform
+    /// overflows there, where ours would not).
+    largest: [i32; 64],
+}
+
+impl FullSizeQuant {
+    fn of(quant: &[i32; 64]) -> Self {
+        let transposed: [i32; 64] = std::array::from_fn(|i| quant[8 * (i % 8) + i / 8]);
+        FullSizeQuant {
+            scaled: idct8_scaled_quant(quant),
+            largest: transposed.map(|q| if q == 0 { i32::MAX } else { (2048 + q / 2) / q }),
+        }
+    }
+
+    /// Whether every coefficient of `block` (transposed) is one an 8-bit
+    /// picture can have.
+    fn possible(&self, block: &[i32; 64]) -> bool {
+        block
+            .iter()
+            .zip(&self.largest)
+            .fold(true, |ok, (&c, &largest)| ok & (c.abs() <= largest))
+    }
+}
+
 /// A quantisation table (natural order) with the scale of [`idct8`]'s
-/// factorisation folded in: entry (v, u) times s(v)·s(u)/8, where s(0) = 1 and
-/// s(k) = √2·cos(kπ/16).
+/// factorisation folded in, transposed (see [`FullSizeQuant::scaled`]).
 fn idct8_scaled_quant(quant: &[i32; 64]) -> [f32; 64] {
     let s = |k: usize| {
         if k == 0 {

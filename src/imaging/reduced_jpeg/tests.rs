@@ -464,3 +464,19 @@ fn the_8x8_transform_is_the_inverse_dct_within_a_level() {
         }
     }
 }
+
+#[test]
+fn a_coefficient_no_8_bit_picture_can_have_is_left_to_the_general_decoders_at_full_size() {
+    let mut bytes = jpeg(64, 48, &PLAIN);
+    assert!(decode(&bytes, 8, Region::CentreSquare, u64::MAX).is_some());
+    // Every quantisation step 255: the coded coefficients now dequantise to
+    // far more than the transform of 8-bit samples ever reaches.
+    let dqt = bytes.windows(2).position(|w| w == [0xFF, 0xDB]).unwrap();
+    let len = usize::from(u16::from_be_bytes([bytes[dqt + 2], bytes[dqt + 3]]));
+    for table in bytes[dqt + 4..dqt + 2 + len].chunks_exact_mut(65) {
+        table[1..].fill(255);
+    }
+    assert!(decode(&bytes, 8, Region::CentreSquare, u64::MAX).is_none());
+    // The reduced sizes' exact integer transforms are not concerned.
+    assert!(decode(&bytes, 4, Region::CentreSquare, u64::MAX).is_some());
+}
