@@ -83,9 +83,9 @@ fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
     sum as f64 / a.len() as f64
 }
 
-#[test]
-fn every_layout_an_encoder_writes_decodes_like_jpeg_decoder_at_every_scale() {
-    let layouts = [
+/// Every layout an encoder writes: each chroma sampling, grey, restart markers.
+fn layouts() -> Vec<(&'static str, Options)> {
+    vec![
         ("4:2:0", PLAIN),
         (
             "4:2:2",
@@ -130,7 +130,12 @@ fn every_layout_an_encoder_writes_decodes_like_jpeg_decoder_at_every_scale() {
                 ..PLAIN
             },
         ),
-    ];
+    ]
+}
+
+#[test]
+fn every_layout_an_encoder_writes_decodes_like_jpeg_decoder_at_every_scale() {
+    let layouts = layouts();
     // Sides that are not multiples of a block or an MCU, and one that is; at
     // 12×8 and 2/8 the chroma is one row, the MCU's second is padding.
     for (width, height) in [(301, 203), (256, 128), (17, 9), (12, 8)] {
@@ -345,31 +350,7 @@ fn a_picture_above_the_pixel_limit_is_not_decoded() {
 
 #[test]
 fn the_centre_square_is_the_whole_picture_cropped_byte_for_byte() {
-    let layouts = [
-        ("4:2:0", PLAIN),
-        (
-            "4:2:2",
-            Options {
-                sampling: SamplingFactor::F_2_1,
-                ..PLAIN
-            },
-        ),
-        (
-            "4:4:0",
-            Options {
-                sampling: SamplingFactor::F_1_2,
-                ..PLAIN
-            },
-        ),
-        (
-            "grey restarts",
-            Options {
-                grey: true,
-                restart: 3,
-                ..PLAIN
-            },
-        ),
-    ];
+    let layouts = layouts();
     // Wide and tall, by more than the MCUs kept around the square each side,
     // by less, and square; odd sides whose centre falls between samples.
     for (width, height) in [
