@@ -208,9 +208,10 @@ fn decode_jpeg_reduced(
     // counted towards the target.
     let target = u64::from(super::AvatarSize::Big.nominal_px());
     let square = u64::from(width.min(height));
-    let n = [1, 2, 4, 8]
+    let n = [1, 2, 4]
         .into_iter()
-        .find(|&n| n == 8 || square * n as u64 >= 8 * target)?;
+        .find(|&n| square * n as u64 >= 8 * target)
+        .unwrap_or(8);
     if let Some(picture) = decode(bytes, n, Region::CentreSquare, limits.max_pixels) {
         let (w, h) = (picture.width, picture.height);
         return match picture.channels {

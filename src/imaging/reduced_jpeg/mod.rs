@@ -647,6 +647,8 @@ impl Scan {
                 let component = &header.components[index];
                 let dc = header.dc[component.dc_table].as_ref()?;
                 let ac = header.ac[component.ac_table].as_ref()?;
+                let quant = header.quant[component.quant].as_ref()?;
+                let full_size = self.full_size[component.quant].as_ref();
                 for by in 0..component.v {
                     for bx in 0..component.h {
                         let needs_transform = self.block::<FULL>(
@@ -662,8 +664,6 @@ impl Scan {
                         let x = (wx * component.h + bx) * self.n;
                         let y = (wy * component.v + by) * self.n;
                         let plane = &mut self.planes[index];
-                        let quant = header.quant[component.quant].as_ref()?;
-                        let full_size = self.full_size[component.quant].as_ref();
                         if full_size.is_some_and(|full| !full.possible(&coefficients)) {
                             return None;
                         }
