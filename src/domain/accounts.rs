@@ -238,17 +238,14 @@ pub(super) async fn online_account_of(
     app_id: &AppId,
     owner: Option<TokenId>,
 ) -> Result<(TokenId, Profile), DomainError> {
-    let device = repo
-        .find_device(app_id)
+    let (device, account) = repo
+        .find_device_account(app_id)
         .await?
-        .filter(|d| owner.is_none_or(|owner| d.owner == owner))
+        .filter(|(d, _)| owner.is_none_or(|owner| d.owner == owner))
         .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
     if device.state != LoginState::Online || device.wxid.is_none() {
         return Err(DomainError::Offline);
     }
-    let account = repo
-        .find_account(device.owner, app_id)
-        .await?
-        .ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
+    let account = account.ok_or_else(|| DomainError::DeviceNotFound(app_id.clone()))?;
     Ok((device.owner, account))
 }

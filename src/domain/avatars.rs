@@ -149,8 +149,24 @@ impl AvatarUpdater {
         }
     }
 
-    /// Replaces the avatar of `app_id` with the picture at `url`. On any error the
-    /// account is left exactly as it was.
+    /// `personal/updateHeadImg`: replaces the avatar of `owner`'s logged-in
+    /// account `app_id` with the picture at `url`. On any error the account is
+    /// left exactly as it was.
+    pub async fn update_online_from_url(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        url: &HeadImgUrl,
+    ) -> Result<AvatarChange, DomainError> {
+        // Ownership (and login) first: nothing is fetched on behalf of someone
+        // else's device.
+        super::accounts::online_account(self.repo.as_ref(), owner, app_id).await?;
+        self.under_limit(app_id, |slot| self.change_avatar(owner, app_id, url, slot))
+            .await
+    }
+
+    /// Replaces the avatar of `app_id` with the picture at `url`, logged in or
+    /// not (the console). On any error the account is left exactly as it was.
     pub async fn update_from_url(
         &self,
         owner: TokenId,

@@ -386,6 +386,13 @@ pub trait DeviceStore {
     /// The device, whoever owns it (callers compare `owner`).
     async fn find_device(&self, app_id: &AppId) -> Result<Option<DeviceRecord>, StoreError>;
 
+    /// The device, whoever owns it, with its account when it has one of the
+    /// same owner: what an online route checks, in one read.
+    async fn find_device_account(
+        &self,
+        app_id: &AppId,
+    ) -> Result<Option<(DeviceRecord, Option<AccountRecord>)>, StoreError>;
+
     /// The appIds of `owner`'s devices, bound or not, oldest first.
     async fn list_devices(&self, owner: TokenId) -> Result<Vec<AppId>, StoreError>;
 

@@ -98,35 +98,54 @@ macro_rules! impl_login_store {
                 &self,
                 app_id: &$crate::domain::AppId,
             ) -> Result<Option<$crate::domain::DeviceRecord>, $crate::domain::StoreError> {
-                let row: Option<(i64, Option<String>, String)> = sqlx::query_as(
-                    "SELECT token_id, wxid, login_state FROM devices WHERE app_id = $1",
-                )
+                Ok(self.find_device_account(app_id).await?.map(|(device, _)| device))
+            }
+
+            async fn find_device_account(
+                &self,
+                app_id: &$crate::domain::AppId,
+            ) -> Result<
+                Option<($crate::domain::DeviceRecord, Option<$crate::domain::AccountRecord>)>,
+                $crate::domain::StoreError,
+            > {
+                // One statement, as every online route asks this first: the device
+                // with its owner's account, or an account with no device row (made
+                // by `gewe account create`, online).
+                let row = sqlx::query(concat!(
+                    "SELECT d.token_id AS device_owner, d.wxid AS device_wxid, \
+                     d.login_state AS device_state, ",
+                    super::sql::account_columns!("a."),
+                    " FROM devices d LEFT JOIN accounts a \
+                     ON a.app_id = d.app_id AND a.token_id = d.token_id WHERE d.app_id = $1 \
+                     UNION ALL SELECT a.token_id, a.wxid, 'online', ",
+                    super::sql::account_columns!("a."),
+                    " FROM accounts a WHERE a.app_id = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM devices WHERE app_id = $1)"
+                ))
                 .bind(app_id.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
-                if let Some((owner, wxid, state)) = row {
-                    let state = $crate::domain::LoginState::parse(&state).ok_or_else(|| {
-                        sqlx::Error::Decode(format!("bad login state {state:?}").into())
-                    })?;
-                    return Ok(Some($crate::domain::DeviceRecord {
-                        app_id: app_id.clone(),
-                        owner: $crate::domain::TokenId(owner),
-                        wxid: wxid.map($crate::domain::Wxid::from_trusted),
-                        state,
-                    }));
-                }
-                // An account with no device row: made by `gewe account create`, online.
-                let row: Option<(i64, String)> =
-                    sqlx::query_as("SELECT token_id, wxid FROM accounts WHERE app_id = $1")
-                        .bind(app_id.as_str())
-                        .fetch_optional(&self.pool)
-                        .await?;
-                Ok(row.map(|(owner, wxid)| $crate::domain::DeviceRecord {
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                use sqlx::Row as _;
+                let state: String = row.try_get("device_state")?;
+                let state = $crate::domain::LoginState::parse(&state).ok_or_else(|| {
+                    sqlx::Error::Decode(format!("bad login state {state:?}").into())
+                })?;
+                let device = $crate::domain::DeviceRecord {
                     app_id: app_id.clone(),
-                    owner: $crate::domain::TokenId(owner),
-                    wxid: Some($crate::domain::Wxid::from_trusted(wxid)),
-                    state: $crate::domain::LoginState::Online,
-                }))
+                    owner: $crate::domain::TokenId(row.try_get("device_owner")?),
+                    wxid: row
+                        .try_get::<Option<String>, _>("device_wxid")?
+                        .map($crate::domain::Wxid::from_trusted),
+                    state,
+                };
+                let account = match row.try_get::<Option<String>, _>("app_id")? {
+                    Some(_) => Some(super::account_from_row(&row)?),
+                    None => None,
+                };
+                Ok(Some((device, account)))
             }
 
             async fn list_devices(

@@ -53,13 +53,8 @@ pub async fn update_head_img(
     let app_id = AppId::parse(request.app_id)?;
     let url = HeadImgUrl::parse(request.head_img_url)?;
     state
-        .accounts
-        .online_profile(owner, &app_id)
-        .await
-        .map_err(|e| ApiError::operation("修改头像", e))?;
-    state
         .avatars
-        .update_from_url(owner, &app_id, &url)
+        .update_online_from_url(owner, &app_id, &url)
         .await
         .map_err(|e| ApiError::operation("修改头像", e))?;
     Ok(Envelope::done("操作成功"))
