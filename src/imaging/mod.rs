@@ -17,6 +17,7 @@
 //! thread. The one piece of global state is a handful of reused pixel buffers
 //! (`buffers`), which never carry anything from one picture to the next.
 
+mod baseline_encoder;
 pub mod buffers;
 mod card;
 mod decode;

@@ -320,23 +320,12 @@ fn flatten_rgba8_in_place(rgba: image::RgbaImage) -> RgbImage {
 }
 
 /// Baseline JPEG at [`JPEG_QUALITY`] with 4:2:0 chroma (box-averaged, as libjpeg
-/// does below quality 90), standard tables, JFIF header only. `jpeg-encoder`
-/// uses AVX2 for colour conversion and the DCT where the CPU has it.
+/// does below quality 90), standard tables, JFIF header only.
 fn encode_jpeg(image: &RgbImage) -> Result<Bytes, ImageError> {
     let (w, h) = image.dimensions();
-    let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
-        return Err(ImageError::Internal(format!(
-            "jpeg encode: {w}x{h} too large"
-        )));
-    };
-    let mut out = Vec::with_capacity(image.as_raw().len() / 8 + 1024);
-    let mut encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
-    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-    encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
-    encoder
-        .encode(image.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
-        .map_err(|e| ImageError::Internal(format!("jpeg encode: {e}")))?;
-    Ok(Bytes::from(out))
+    super::baseline_encoder::encode_rgb(image.as_raw(), w, h, JPEG_QUALITY)
+        .map(Bytes::from)
+        .ok_or_else(|| ImageError::Internal(format!("jpeg encode: {w}x{h} cannot be a JPEG")))
 }
 
 #[cfg(test)]

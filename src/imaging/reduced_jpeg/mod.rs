@@ -1078,4 +1078,4 @@ fn idct8(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -6,7 +6,7 @@ use crate::imaging::tests::xorshift;
 /// Gradients and ripples in every channel, with a band of noise across the
 /// lower third: flat blocks, smooth ones and ones whose large coefficients
 /// need the longest Huffman codes.
-fn photo(width: u16, height: u16) -> Vec<u8> {
+pub(crate) fn photo(width: u16, height: u16) -> Vec<u8> {
     let mut rgb = Vec::with_capacity(usize::from(width) * usize::from(height) * 3);
     let mut next = xorshift(0x2545_F491_4F6C_DD1D);
     for y in 0..height {
@@ -73,7 +73,7 @@ fn reference(bytes: &[u8], width: u32, height: u32) -> Vec<u8> {
     decoder.decode().unwrap()
 }
 
-fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+pub(crate) fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len());
     let sum: u64 = a
         .iter()
