@@ -10,6 +10,8 @@
 //! client's bytes, and plain float arithmetic in a fixed order makes the output
 //! byte-for-byte the same on every machine.
 
+use super::reduced_jpeg::{TRANSPOSED_ZIGZAG, ZIGZAG};
+
 /// Encodes `pixels` (`width`×`height`, RGB, row-major) at `quality` (1..=100).
 /// `None` only when the sizes do not fit a JPEG or do not match `pixels`.
 pub(crate) fn encode_rgb(pixels: &[u8], width: u32, height: u32, quality: u8) -> Option<Vec<u8>> {
@@ -442,25 +444,6 @@ fn write_headers(out: &mut Vec<u8>, width: u16, height: u16, luma: &Quantiser, c
     // One interleaved scan: luma with tables 0, chroma with tables 1.
     out.extend_from_slice(&[0xFF, 0xDA, 0, 12, 3, 1, 0x00, 2, 0x11, 3, 0x11, 0, 63, 0]);
 }
-
-/// The natural (row-major) index of each zig-zag position.
-const ZIGZAG: [u8; 64] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
-    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
-    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
-];
-
-/// The same positions in the transform's transposed layout (`u·8 + v`).
-const TRANSPOSED_ZIGZAG: [u8; 64] = {
-    let mut table = [0u8; 64];
-    let mut k = 0;
-    while k < 64 {
-        let natural = ZIGZAG[k];
-        table[k] = (natural % 8) * 8 + natural / 8;
-        k += 1;
-    }
-    table
-};
 
 /// T.81 Annex K.1: the example luminance and chrominance tables, row-major.
 const LUMA_QUANT: [u16; 64] = [

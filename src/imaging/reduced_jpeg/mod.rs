@@ -26,14 +26,15 @@
 //! caller has already checked.
 
 /// Natural (row-major) index of each zig-zag position.
-const ZIGZAG: [u8; 64] = [
+pub(super) const ZIGZAG: [u8; 64] = [
     0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
     13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
     52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
 
-/// [`ZIGZAG`] into blocks stored transposed (8·u + v), for [`idct8`].
-const TRANSPOSED_ZIGZAG: [u8; 64] = {
+/// [`ZIGZAG`] into blocks stored transposed (8·u + v), for [`idct8`] and the
+/// encoder's forward transform.
+pub(super) const TRANSPOSED_ZIGZAG: [u8; 64] = {
     let mut table = [0u8; 64];
     let mut k = 0;
     while k < 64 {
