@@ -369,9 +369,12 @@ lines += [
     "reads its device and account in one statement (it took two, three for an account "
     "made by `gewe account create`), and updateHeadImg checks ownership once instead of "
     "twice. A picture sent again went from 1.4 ms and 55 voluntary context switches to "
-    "about 1.15 ms and 32 when measured alone (row 4). The same change made every "
-    "journal query about 0.2 ms cheaper at both table sizes, which raises row 10b's "
-    "ratio: the fixed part of a query shrank, the part that grows with the table did not.",
+    "about 1.15 ms and 32 when measured alone (row 4). Journal queries got about "
+    "0.2 ms cheaper at both table sizes too. Row 10b moves with the run: measured "
+    "again alone on the same two databases right after a run that gave 1.35×, three "
+    "alternating pairs of 600 queries each put the 1 M-row p50 at 0.7× to 1.4× of the "
+    "10 000-row one for every query; a shared mapping of the database file "
+    "(`mmap_size`) made no difference there, so it was not kept.",
     "",
     "Part of the server's extra over the loop is not work but cold caches. The loop "
     "renders the same picture back to back; the server renders after a pause (the "
