@@ -9,47 +9,9 @@
 macro_rules! select_accounts {
     ($rest:literal) => {
         concat!(
-            "SELECT ",
-            super::sql::account_columns!(""),
-            " FROM accounts ",
+            "SELECT app_id, wxid, nick_name, alias, mobile, uin, sex, province, city, ",
+            "signature, country, reg_country, sns_bg_img, avatar_id FROM accounts ",
             $rest
-        )
-    };
-}
-
-/// Every account column, each name after `$table` (`""` or `"a."`); rows
-/// decode with `account_from_row`.
-macro_rules! account_columns {
-    ($table:literal) => {
-        concat!(
-            $table,
-            "app_id, ",
-            $table,
-            "wxid, ",
-            $table,
-            "nick_name, ",
-            $table,
-            "alias, ",
-            $table,
-            "mobile, ",
-            $table,
-            "uin, ",
-            $table,
-            "sex, ",
-            $table,
-            "province, ",
-            $table,
-            "city, ",
-            $table,
-            "signature, ",
-            $table,
-            "country, ",
-            $table,
-            "reg_country, ",
-            $table,
-            "sns_bg_img, ",
-            $table,
-            "avatar_id"
         )
     };
 }
@@ -477,4 +439,4 @@ macro_rules! impl_store {
     };
 }
 
-pub(super) use {account_columns, impl_store, select_accounts};
+pub(super) use {impl_store, select_accounts};

@@ -110,18 +110,15 @@ macro_rules! impl_login_store {
             > {
                 // One statement, as every online route asks this first: the device
                 // with its owner's account, or an account with no device row (made
-                // by `gewe account create`, online).
-                let row = sqlx::query(concat!(
+                // by `gewe account create`, online). Both branches end in the
+                // same `a.*`, which `account_from_row` reads by name.
+                let row = sqlx::query(
                     "SELECT d.token_id AS device_owner, d.wxid AS device_wxid, \
-                     d.login_state AS device_state, ",
-                    super::sql::account_columns!("a."),
-                    " FROM devices d LEFT JOIN accounts a \
+                     d.login_state AS device_state, a.* FROM devices d LEFT JOIN accounts a \
                      ON a.app_id = d.app_id AND a.token_id = d.token_id WHERE d.app_id = $1 \
-                     UNION ALL SELECT a.token_id, a.wxid, 'online', ",
-                    super::sql::account_columns!("a."),
-                    " FROM accounts a WHERE a.app_id = $1 \
-                     AND NOT EXISTS (SELECT 1 FROM devices WHERE app_id = $1)"
-                ))
+                     UNION ALL SELECT a.token_id, a.wxid, 'online', a.* FROM accounts a \
+                     WHERE a.app_id = $1 AND NOT EXISTS (SELECT 1 FROM devices WHERE app_id = $1)",
+                )
                 .bind(app_id.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
