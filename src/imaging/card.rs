@@ -127,7 +127,7 @@ impl LogoBox {
 /// it to `side`×`side`.
 fn avatar_square(bytes: &[u8], side: u32) -> Result<RgbImage, ImageError> {
     let decoded = decode::decode(bytes, &AVATAR_LIMITS)?;
-    let mut image = decoded.image;
+    let mut image = decoded.image.into_pixels();
     image.apply_orientation(decoded.orientation);
     let rgb = variants::flatten_to_rgb8(image);
     let (w, h) = rgb.dimensions();

@@ -14,12 +14,50 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use super::ImageLimits;
 use super::error::ImageError;
+use super::reduced_jpeg::{Reduced, YCbCr};
 use super::sniff::{AcceptedFormat, Sniffed, UNKNOWN_LABEL, sniff};
 
 /// A decoded picture plus the orientation still to be applied to it.
 pub(crate) struct Decoded {
-    pub image: DynamicImage,
+    pub image: Picture,
     pub orientation: Orientation,
+}
+
+/// Decoded pixels, or a JPEG's YCbCr planes as our decoder made them (the
+/// avatar renderer resamples those plane by plane).
+pub(crate) enum Picture {
+    Pixels(DynamicImage),
+    YCbCr(YCbCr),
+}
+
+impl Picture {
+    /// Width and height in pixels.
+    #[cfg(test)]
+    pub(crate) fn dimensions(&self) -> (u32, u32) {
+        match self {
+            Picture::Pixels(image) => (image.width(), image.height()),
+            Picture::YCbCr(ycbcr) => {
+                let (_, _, width, height) = ycbcr.region();
+                (width as u32, height as u32)
+            }
+        }
+    }
+
+    /// As pixels, YCbCr converted to RGB.
+    pub(crate) fn into_pixels(self) -> DynamicImage {
+        match self {
+            Picture::Pixels(image) => image,
+            Picture::YCbCr(ycbcr) => rgb_image(ycbcr.to_rgb()),
+        }
+    }
+}
+
+fn rgb_image(rgb: Reduced) -> DynamicImage {
+    let (w, h) = (rgb.width, rgb.height);
+    // `to_rgb` makes exactly w·h·3 bytes; an empty picture (reported as
+    // corrupt by the renderer) rather than a panic otherwise.
+    image::RgbImage::from_raw(w, h, rgb.pixels)
+        .map_or_else(|| DynamicImage::new_rgb8(0, 0), DynamicImage::ImageRgb8)
 }
 
 pub(crate) fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<Decoded, ImageError> {
@@ -144,7 +182,10 @@ fn decode_as(
 
     // JPEG/PNG/WebP read a single image; the GIF decoder reads only the first frame.
     let image = read_pixels(decoder).map_err(|e| map_error(e, format, limits))?;
-    Ok(Decoded { image, orientation })
+    Ok(Decoded {
+        image: Picture::Pixels(image),
+        orientation,
+    })
 }
 
 /// Decodes 8-bit pictures into a reused buffer ([`super::buffers`]); other
@@ -201,8 +242,8 @@ fn decode_jpeg_reduced(
     width: u32,
     height: u32,
     limits: &ImageLimits,
-) -> Option<DynamicImage> {
-    use super::reduced_jpeg::{Region, decode};
+) -> Option<Picture> {
+    use super::reduced_jpeg::{Decoded, Region, decode_planes};
 
     // Whole pixels only: a last column decoded from part of a block is not
     // counted towards the target.
@@ -212,17 +253,17 @@ fn decode_jpeg_reduced(
         .into_iter()
         .find(|&n| square * n as u64 >= 8 * target)
         .unwrap_or(8);
-    if let Some(picture) = decode(bytes, n, Region::CentreSquare, limits.max_pixels) {
-        let (w, h) = (picture.width, picture.height);
-        return match picture.channels {
-            1 => image::GrayImage::from_raw(w, h, picture.pixels).map(DynamicImage::ImageLuma8),
-            _ => image::RgbImage::from_raw(w, h, picture.pixels).map(DynamicImage::ImageRgb8),
-        };
+    match decode_planes(bytes, n, Region::CentreSquare, limits.max_pixels) {
+        Some(Decoded::YCbCr(ycbcr)) => return Some(Picture::YCbCr(ycbcr)),
+        Some(Decoded::Grey(grey)) => {
+            let (w, h) = (grey.width, grey.height);
+            return image::GrayImage::from_raw(w, h, grey.pixels)
+                .map(|grey| Picture::Pixels(DynamicImage::ImageLuma8(grey)));
+        }
+        None if n == 8 => return None,
+        None => {}
     }
-    if n == 8 {
-        return None;
-    }
-    decode_jpeg_decoder_scaled(bytes, width, height, limits)
+    decode_jpeg_decoder_scaled(bytes, width, height, limits).map(Picture::Pixels)
 }
 
 /// [`decode_jpeg_reduced`] by `jpeg-decoder`, for the JPEGs our own reduced

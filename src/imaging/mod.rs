@@ -9,7 +9,10 @@
 //! * Exif orientation is applied, alpha is composited onto white (RGBA after
 //!   a premultiplied resize), the centre square is cut and resized with a
 //!   Lanczos3 convolution (`fast_image_resize`); the small sizes from
-//!   box-filtered halves of the `0` square at least twice their side.
+//!   box-filtered halves of the `0` square at least twice their side. A 4:2:0
+//!   JPEG (what cameras and phones write) whose square is at least 640 px is
+//!   resized plane by plane, chroma at its own half size, and encoded from
+//!   the planes: no chroma upsampling, no colour conversion either way.
 //! * Output: baseline JPEG at [`JPEG_QUALITY`], no metadata, byte-for-byte
 //!   deterministic for the same input on the same machine.
 //!
@@ -143,7 +146,7 @@ pub fn decode_jpeg_reduced_for_fuzzing(
 /// default avatars). No size limits are applied: the caller owns the picture.
 pub fn render_rgb(image: image::RgbImage) -> Result<RenderedAvatar, ImageError> {
     variants::render(
-        image::DynamicImage::ImageRgb8(image),
+        decode::Picture::Pixels(image::DynamicImage::ImageRgb8(image)),
         image::metadata::Orientation::NoTransforms,
     )
 }

@@ -3,9 +3,11 @@
 use bytes::Bytes;
 use fast_image_resize as fr;
 use image::metadata::Orientation;
-use image::{DynamicImage, RgbImage};
+use image::{DynamicImage, GrayImage, ImageBuffer, Luma, Pixel, Rgb, RgbImage};
 
+use super::decode::Picture;
 use super::error::ImageError;
+use super::reduced_jpeg::{Samples, YCbCr};
 use super::{AvatarSize, JPEG_QUALITY, RenderedAvatar, Variant};
 
 /// Lanczos3 convolution: sharp, good-quality downscaling. The same filter is
@@ -59,6 +61,25 @@ fn lanczos3_exact(x: f64) -> f64 {
 /// applied to the cropped square, which is equivalent to rotating first and
 /// much cheaper (the full-size picture is never rotated or copied).
 pub(crate) fn render(
+    picture: Picture,
+    orientation: Orientation,
+) -> Result<RenderedAvatar, ImageError> {
+    match picture {
+        Picture::YCbCr(ycbcr) if ycbcr.is_420() && big_from_planes(&ycbcr) => {
+            render_planes(ycbcr, orientation)
+        }
+        other => render_pixels(other.into_pixels(), orientation),
+    }
+}
+
+/// Whether the `0` variant is a full 640 square cut from the planes: only
+/// then do the chroma planes halve exactly at every size.
+fn big_from_planes(ycbcr: &YCbCr) -> bool {
+    let (_, _, width, height) = ycbcr.region();
+    width.min(height) >= AvatarSize::Big.nominal_px() as usize
+}
+
+fn render_pixels(
     image: DynamicImage,
     orientation: Orientation,
 ) -> Result<RenderedAvatar, ImageError> {
@@ -87,7 +108,7 @@ pub(crate) fn render(
         DynamicImage::ImageRgba8(rgba) => resize_onto_white(&mut resizer, rgba, big_side, &crop)?,
         other => {
             let rgb = flatten_to_rgb8(other);
-            let big = resize_rgb(&mut resizer, &rgb, big_side, &crop)?;
+            let big = resize(&mut resizer, &rgb, big_side, &crop)?;
             super::buffers::give_back(rgb.into_raw());
             big
         }
@@ -112,7 +133,7 @@ pub(crate) fn render(
             // (upscaled only when the source square is smaller than N).
             let side = size.nominal_px();
             let source = halves.source_for(&mut resizer, side)?;
-            let small = resize_rgb(&mut resizer, source, side, &whole)?;
+            let small = resize(&mut resizer, source, side, &whole)?;
             Variant {
                 size,
                 side,
@@ -125,23 +146,86 @@ pub(crate) fn render(
     Ok(RenderedAvatar { variants })
 }
 
+/// [`render`] for a 4:2:0 JPEG whose centre square is at least 640 px, plane
+/// by plane: luma cut and resized to 640, each chroma plane straight from
+/// its own samples to 320, then the small sizes likewise, and the encoder
+/// takes the planes as they are. Resampling is linear, so this is what
+/// resizing the RGB picture gives up to rounding, without the chroma
+/// upsampling, the two colour conversions and the chroma averaging, and with
+/// half the samples to resize.
+fn render_planes(ycbcr: YCbCr, orientation: Orientation) -> Result<RenderedAvatar, ImageError> {
+    let (left, top, width, height) = ycbcr.region();
+    let square = width.min(height);
+    let (left, top) = (left + (width - square) / 2, top + (height - square) / 2);
+    let big_side = AvatarSize::Big.nominal_px();
+    let mut resizer = super::buffers::resizer();
+    let mut planes = Vec::with_capacity(3);
+    for (index, samples) in ycbcr.into_planes().into_iter().enumerate() {
+        // Chroma sample i covers luma samples 2i and 2i + 1: the square's
+        // chroma is the same rectangle at half the scale.
+        let scale = if index == 0 { 1.0 } else { 0.5 };
+        let at = |v: usize| v as f64 * scale;
+        let crop = fr::ResizeOptions::new().resize_alg(*RESIZE_ALG).crop(
+            at(left),
+            at(top),
+            at(square),
+            at(square),
+        );
+        let side = if index == 0 { big_side } else { big_side / 2 };
+        let plane = resize(&mut resizer, &gray(samples)?, side, &crop)?;
+        let mut plane = DynamicImage::ImageLuma8(plane);
+        plane.apply_orientation(orientation);
+        planes.push(Halves::of(plane.into_luma8()));
+    }
+    let whole = fr::ResizeOptions::new().resize_alg(*RESIZE_ALG);
+    let mut variants = Vec::with_capacity(AvatarSize::ALL.len());
+    for size in AvatarSize::ALL {
+        let side = size.nominal_px();
+        let jpeg = if size == AvatarSize::Big {
+            encode_planes([planes[0].full(), planes[1].full(), planes[2].full()])?
+        } else {
+            let mut small = Vec::with_capacity(3);
+            for (index, levels) in planes.iter_mut().enumerate() {
+                let plane_side = if index == 0 { side } else { side.div_ceil(2) };
+                let source = levels.source_for(&mut resizer, plane_side)?;
+                small.push(resize(&mut resizer, source, plane_side, &whole)?);
+            }
+            encode_planes([&small[0], &small[1], &small[2]])?
+        };
+        variants.push(Variant { size, side, jpeg });
+    }
+    super::buffers::give_back_resizer(resizer);
+    Ok(RenderedAvatar { variants })
+}
+
+fn gray(samples: Samples) -> Result<GrayImage, ImageError> {
+    let (width, rows) = (u32::try_from(samples.width), u32::try_from(samples.rows));
+    let (Ok(width), Ok(rows)) = (width, rows) else {
+        return Err(ImageError::Internal(
+            "plane larger than a picture".to_owned(),
+        ));
+    };
+    GrayImage::from_raw(width, rows, samples.pixels)
+        .ok_or_else(|| ImageError::Internal("plane shorter than its size".to_owned()))
+}
+
 /// The `0` square and, made when first asked for, its box-filtered halves:
 /// a small size is resized from the smallest of them at least twice its side,
 /// as libvips shrinks by an integer factor with a box filter before its
 /// Lanczos pass. The Lanczos pass then reads a quarter (or a sixteenth) of the
 /// pixels with as many fewer taps: the four small sizes from 640 px cost as
 /// much as the 640 itself did.
-struct Halves {
+struct Halves<P: Layout = Rgb<u8>> {
     /// Each the one before halved; the first is the `0` square.
-    levels: Vec<RgbImage>,
+    levels: Vec<ImageBuffer<P, Vec<u8>>>,
 }
 
-impl Halves {
-    fn of(full: RgbImage) -> Self {
+impl<P: Layout> Halves<P> {
+    fn of(full: ImageBuffer<P, Vec<u8>>) -> Self {
         Halves { levels: vec![full] }
     }
 
-    fn full(&self) -> &RgbImage {
+    fn full(&self) -> &ImageBuffer<P, Vec<u8>> {
         &self.levels[0]
     }
 
@@ -149,7 +233,7 @@ impl Halves {
         &mut self,
         resizer: &mut fr::Resizer,
         side: u32,
-    ) -> Result<&RgbImage, ImageError> {
+    ) -> Result<&ImageBuffer<P, Vec<u8>>, ImageError> {
         loop {
             let last = self.levels.len() - 1;
             let current = &self.levels[last];
@@ -164,12 +248,15 @@ impl Halves {
     }
 }
 
-/// `rgb` (a square of even side) at half its side: with a box filter at
-/// exactly half, each pixel is the mean of a 2×2 block.
-fn box_half(resizer: &mut fr::Resizer, rgb: &RgbImage) -> Result<RgbImage, ImageError> {
+/// `square` (of even side) at half its side: with a box filter at exactly
+/// half, each pixel is the mean of a 2×2 block.
+fn box_half<P: Layout>(
+    resizer: &mut fr::Resizer,
+    square: &ImageBuffer<P, Vec<u8>>,
+) -> Result<ImageBuffer<P, Vec<u8>>, ImageError> {
     let halving =
         fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Box));
-    resize_rgb(resizer, rgb, rgb.width() / 2, &halving)
+    resize(resizer, square, square.width() / 2, &halving)
 }
 
 /// The centre square of `rgb` resized to `side`×`side` (the contact card's
@@ -183,24 +270,37 @@ pub(crate) fn centre_square(rgb: &RgbImage, side: u32) -> Result<RgbImage, Image
         f64::from(square),
         f64::from(square),
     );
-    resize_rgb(&mut fr::Resizer::new(), rgb, side, &crop)
+    resize(&mut fr::Resizer::new(), rgb, side, &crop)
 }
 
-/// Resize (part of) `src` into a new `side`×`side` RGB picture.
-fn resize_rgb(
+/// The pixel layouts the variants are resized in: RGB, or one plane.
+trait Layout: Pixel<Subpixel = u8> {
+    const LAYOUT: fr::PixelType;
+}
+
+impl Layout for Rgb<u8> {
+    const LAYOUT: fr::PixelType = fr::PixelType::U8x3;
+}
+
+impl Layout for Luma<u8> {
+    const LAYOUT: fr::PixelType = fr::PixelType::U8;
+}
+
+/// Resize (part of) `src` into a new `side`×`side` picture.
+fn resize<P: Layout>(
     resizer: &mut fr::Resizer,
-    src: &RgbImage,
+    src: &ImageBuffer<P, Vec<u8>>,
     side: u32,
     options: &fr::ResizeOptions,
-) -> Result<RgbImage, ImageError> {
+) -> Result<ImageBuffer<P, Vec<u8>>, ImageError> {
     let (w, h) = src.dimensions();
-    let src_view = fr::images::ImageRef::new(w, h, src.as_raw(), fr::PixelType::U8x3)
+    let src_view = fr::images::ImageRef::new(w, h, src.as_raw(), P::LAYOUT)
         .map_err(|e| ImageError::Internal(format!("resize source: {e}")))?;
-    let mut dst = fr::images::Image::new(side, side, fr::PixelType::U8x3);
+    let mut dst = fr::images::Image::new(side, side, P::LAYOUT);
     resizer
         .resize(&src_view, &mut dst, options)
         .map_err(|e| ImageError::Internal(format!("resize: {e}")))?;
-    RgbImage::from_raw(side, side, dst.into_vec())
+    ImageBuffer::from_raw(side, side, dst.into_vec())
         .ok_or_else(|| ImageError::Internal("resize produced a short buffer".to_owned()))
 }
 
@@ -319,6 +419,20 @@ fn flatten_rgba8_in_place(rgba: image::RgbaImage) -> RgbImage {
     RgbImage::from_raw(w, h, buf).unwrap_or_else(|| RgbImage::new(0, 0))
 }
 
+/// Luma and its two half-size chroma planes as a baseline JPEG at
+/// [`JPEG_QUALITY`].
+fn encode_planes([y, cb, cr]: [&GrayImage; 3]) -> Result<Bytes, ImageError> {
+    let (w, h) = y.dimensions();
+    super::baseline_encoder::encode_ycbcr420(
+        [y, cb, cr].map(|p| p.as_raw().as_slice()),
+        w,
+        h,
+        JPEG_QUALITY,
+    )
+    .map(Bytes::from)
+    .ok_or_else(|| ImageError::Internal(format!("jpeg encode: {w}x{h} planes cannot be a JPEG")))
+}
+
 /// Baseline JPEG at [`JPEG_QUALITY`] with 4:2:0 chroma (box-averaged, as libjpeg
 /// does below quality 90), standard tables, JFIF header only.
 fn encode_jpeg(image: &RgbImage) -> Result<Bytes, ImageError> {
@@ -380,8 +494,8 @@ mod tests {
         let picture = RgbImage::from_fn(300, 300, |x, y| image::Rgb([noise(x, y), 7, noise(y, x)]));
         let whole = fr::ResizeOptions::new().resize_alg(*RESIZE_ALG);
         assert_eq!(
-            resize_rgb(&mut kept, &picture, 132, &whole).unwrap(),
-            resize_rgb(&mut fr::Resizer::new(), &picture, 132, &whole).unwrap()
+            resize(&mut kept, &picture, 132, &whole).unwrap(),
+            resize(&mut fr::Resizer::new(), &picture, 132, &whole).unwrap()
         );
     }
 
@@ -403,7 +517,7 @@ mod tests {
             .resize_alg(*RESIZE_ALG)
             .crop(50.0, 0.0, 200.0, 200.0);
         let mut resizer = fr::Resizer::new();
-        let flat_first = resize_rgb(
+        let flat_first = resize(
             &mut resizer,
             &flatten_to_rgb8(DynamicImage::ImageRgba8(rgba.clone())),
             64,

@@ -79,6 +79,16 @@ pub(crate) enum Region {
 /// `None` when the file is outside this decoder's scope, malformed, or larger
 /// than `max_pixels` (full size).
 pub(crate) fn decode(bytes: &[u8], n: usize, region: Region, max_pixels: u64) -> Option<Reduced> {
+    decode_planes(bytes, n, region, max_pixels).map(Decoded::into_reduced)
+}
+
+/// [`decode`], with a YCbCr picture left in its planes.
+pub(crate) fn decode_planes(
+    bytes: &[u8],
+    n: usize,
+    region: Region,
+    max_pixels: u64,
+) -> Option<Decoded> {
     if !matches!(n, 1 | 2 | 4 | 8) {
         return None;
     }
@@ -93,7 +103,7 @@ pub(crate) fn decode(bytes: &[u8], n: usize, region: Region, max_pixels: u64) ->
     } else {
         scan.run::<false>(&header, data)?;
     }
-    scan.into_picture()
+    scan.into_decoded()
 }
 
 /// The output side for `n`/8 of `side`, rounded up (as libjpeg does).
@@ -768,29 +778,112 @@ impl Scan {
         (k <= 64).then_some(k > 1 && keep > 1)
     }
 
-    /// The region: grey as it is, YCbCr converted to RGB (chroma upsampled
-    /// with libjpeg's triangle filter, as jpeg-decoder and libvips do).
-    fn into_picture(self) -> Option<Reduced> {
+    /// The region: grey as its pixels, YCbCr still in its planes.
+    fn into_decoded(self) -> Option<Decoded> {
         let (left, top, width, height) = self.region;
         // The region's corner in the planes' samples (luma, or grey).
         let x0 = left - self.window_x.start * self.mcu_w;
         let y0 = top - self.window_y.start * self.mcu_h;
-        if let [grey] = &self.planes[..] {
+        let (sx, sy) = (self.mcu_w / self.n, self.mcu_h / self.n);
+        let planes = self.planes;
+        if let [grey] = &planes[..] {
             let mut pixels = Vec::with_capacity(width * height);
             for row in grey.pixels.chunks_exact(grey.width).skip(y0).take(height) {
                 pixels.extend_from_slice(&row[x0..x0 + width]);
             }
-            return Some(Reduced {
+            return Some(Decoded::Grey(Reduced {
                 width: width as u32,
                 height: height as u32,
                 channels: 1,
                 pixels,
-            });
+            }));
         }
-        let [luma, cb, cr] = &self.planes[..] else {
-            return None;
-        };
-        let (sx, sy) = (self.mcu_w / self.n, self.mcu_h / self.n);
+        Some(Decoded::YCbCr(YCbCr {
+            planes: planes.try_into().ok()?,
+            sx,
+            sy,
+            region: (x0, y0, width, height),
+        }))
+    }
+}
+
+/// What [`decode_planes`] gives: grey pixels, or YCbCr still in its planes
+/// (a renderer that resamples each plane skips chroma upsampling and both
+/// colour conversions).
+pub(crate) enum Decoded {
+    Grey(Reduced),
+    YCbCr(YCbCr),
+}
+
+impl Decoded {
+    /// As pixels: grey as it is, YCbCr converted to RGB.
+    pub(crate) fn into_reduced(self) -> Reduced {
+        match self {
+            Decoded::Grey(grey) => grey,
+            Decoded::YCbCr(ycbcr) => ycbcr.to_rgb(),
+        }
+    }
+}
+
+/// A YCbCr picture as decoded: its luma, Cb and Cr planes around the region
+/// asked for, chroma at its own sampling.
+pub(crate) struct YCbCr {
+    planes: [Plane; 3],
+    /// Luma samples per chroma sample, across and down (1 or 2).
+    sx: usize,
+    sy: usize,
+    /// The region in luma samples of the planes: left, top, width, height.
+    region: (usize, usize, usize, usize),
+}
+
+/// One plane of a [`YCbCr`] handed over: `width`×`rows` samples, row-major.
+pub(crate) struct Samples {
+    pub width: usize,
+    pub rows: usize,
+    pub pixels: Vec<u8>,
+}
+
+impl YCbCr {
+    /// Whether chroma has half the luma samples each way (4:2:0, what
+    /// cameras and phones write).
+    pub(crate) fn is_420(&self) -> bool {
+        (self.sx, self.sy) == (2, 2)
+    }
+
+    /// The region in luma samples of [`Self::into_planes`]' first plane:
+    /// left, top, width, height.
+    pub(crate) fn region(&self) -> (usize, usize, usize, usize) {
+        self.region
+    }
+
+    /// Luma, Cb and Cr, each only the rows that hold the picture, and each
+    /// row's padding columns (what fills the last MCUs) replaced by its last
+    /// real sample, so a filter reaching past the picture's edge reads the
+    /// edge repeated, not the encoder's padding.
+    pub(crate) fn into_planes(self) -> [Samples; 3] {
+        self.planes.map(|mut plane| {
+            let (width, columns, rows) = (plane.width, plane.columns, plane.rows);
+            plane.pixels.truncate(width * rows);
+            if columns < width {
+                for row in plane.pixels.chunks_exact_mut(width) {
+                    let last = row[columns - 1];
+                    row[columns..].fill(last);
+                }
+            }
+            Samples {
+                width,
+                rows,
+                pixels: plane.pixels,
+            }
+        })
+    }
+
+    /// The region in RGB, chroma upsampled with libjpeg's triangle filter (as
+    /// jpeg-decoder and libvips do).
+    pub(crate) fn to_rgb(&self) -> Reduced {
+        let (x0, y0, width, height) = self.region;
+        let [luma, cb, cr] = &self.planes;
+        let (sx, sy) = (self.sx, self.sy);
         // Whole rows through simple loops over slices of known length, which
         // the compiler turns into vector instructions: a pixel at a time (an
         // `extend` per pixel, a branch per chroma sample) ran ~7 ns a pixel.
@@ -810,12 +903,12 @@ impl Scan {
                 rgb.copy_from_slice(&ycbcr_to_rgb(l, b, r));
             }
         }
-        Some(Reduced {
+        Reduced {
             width: width as u32,
             height: height as u32,
             channels: 3,
             pixels,
-        })
+        }
     }
 }
 

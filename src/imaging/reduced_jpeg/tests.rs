@@ -1,3 +1,4 @@
+use image::{Rgb, RgbImage};
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
 use super::*;
@@ -460,4 +461,41 @@ fn a_coefficient_no_8_bit_picture_can_have_is_left_to_the_general_decoders_at_fu
     assert!(decode(&bytes, 8, Region::CentreSquare, u64::MAX).is_none());
     // The reduced sizes' exact integer transforms are not concerned.
     assert!(decode(&bytes, 4, Region::CentreSquare, u64::MAX).is_some());
+}
+
+#[test]
+fn planes_handed_over_repeat_each_rows_last_sample_over_the_padding() {
+    // 1008 columns, the last 7 black; the frame header then says 1001, so
+    // what the encoder coded past the picture's edge is black, not the edge.
+    let (coded, width, height) = (1008u16, 1001u16, 40u16);
+    let rgb = RgbImage::from_fn(coded.into(), height.into(), |x, y| {
+        if x >= width.into() {
+            Rgb([0, 0, 0])
+        } else {
+            Rgb([200, (x % 256) as u8, (y * 6) as u8])
+        }
+    });
+    let mut bytes = Vec::new();
+    let mut encoder = Encoder::new(&mut bytes, 90);
+    encoder.set_sampling_factor(SamplingFactor::F_2_2);
+    encoder
+        .encode(rgb.as_raw(), coded, height, ColorType::Rgb)
+        .unwrap();
+    let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    bytes[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+
+    let Some(Decoded::YCbCr(ycbcr)) = decode_planes(&bytes, 8, Region::Whole, u64::MAX) else {
+        panic!("not decoded to planes");
+    };
+    assert!(ycbcr.is_420());
+    assert_eq!(ycbcr.region(), (0, 0, 1001, 40));
+    let sizes = [(1001, 1008, 40), (501, 504, 20), (501, 504, 20)];
+    for (plane, (columns, width, rows)) in ycbcr.into_planes().iter().zip(sizes) {
+        assert_eq!((plane.width, plane.rows), (width, rows));
+        assert_eq!(plane.pixels.len(), width * rows);
+        for row in plane.pixels.chunks_exact(plane.width) {
+            let last = row[columns - 1];
+            assert!(row[columns..].iter().all(|&s| s == last), "{row:?}");
+        }
+    }
 }
