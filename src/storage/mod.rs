@@ -117,41 +117,46 @@ impl BlobStore {
     /// Writes every variant (size, JPEG) under `avatar_id`. Each object is written
     /// whole (the folder stages and renames; an S3 PUT is atomic) and only if absent,
     /// so re-sending the same picture writes nothing and a half-finished earlier
-    /// attempt is completed.
+    /// attempt is completed. The five are written at once: a folder's writes run
+    /// on the blocking pool, which takes them in one go instead of being woken
+    /// for each, and S3 PUTs overlap.
     pub async fn put_avatar(
         &self,
         avatar_id: AvatarId,
         variants: Vec<(AvatarSize, Bytes)>,
     ) -> Result<(), StorageError> {
-        for (size, jpeg) in variants {
-            let key = Self::key(avatar_id, size);
-            let payload = PutPayload::from_bytes(jpeg);
-            let options = PutOptions {
-                mode: PutMode::Create,
-                ..PutOptions::default()
-            };
-            match self.store.put_opts(&key, payload.clone(), options).await {
-                Ok(_) => {}
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    self.refresh(&key, payload).await?;
-                }
-                // An S3 store configured without conditional puts
-                // (`AWS_CONDITIONAL_PUT=disabled`, for S3-likes that reject
-                // `If-None-Match`). Look, then write: two writers racing past the
-                // look both write the same bytes, because the key names the content,
-                // and each PUT replaces the object whole — so a reader never sees
-                // anything but that content.
-                Err(object_store::Error::NotImplemented { .. }) => {
-                    if self.exists(&key).await? {
-                        self.refresh(&key, payload).await?;
-                    } else {
-                        self.store.put(&key, payload).await?;
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let puts = variants
+            .into_iter()
+            .map(|(size, jpeg)| self.put_variant(Self::key(avatar_id, size), jpeg));
+        futures_util::future::try_join_all(puts).await?;
         Ok(())
+    }
+
+    async fn put_variant(&self, key: ObjectPath, jpeg: Bytes) -> Result<(), StorageError> {
+        let payload = PutPayload::from_bytes(jpeg);
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self.store.put_opts(&key, payload.clone(), options).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => self.refresh(&key, payload).await,
+            // An S3 store configured without conditional puts
+            // (`AWS_CONDITIONAL_PUT=disabled`, for S3-likes that reject
+            // `If-None-Match`). Look, then write: two writers racing past the
+            // look both write the same bytes, because the key names the content,
+            // and each PUT replaces the object whole — so a reader never sees
+            // anything but that content.
+            Err(object_store::Error::NotImplemented { .. }) => {
+                if self.exists(&key).await? {
+                    self.refresh(&key, payload).await
+                } else {
+                    self.store.put(&key, payload).await?;
+                    Ok(())
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Rewrites an existing object with the bytes it holds, so its last-modified
