@@ -515,6 +515,18 @@ async fn allow_list_lets_loopback_through() {
     );
     assert!(first.contains("accept: image/*\r\n"), "{first}");
     assert!(!first.contains("frag"), "{first}");
+    // Origin form on the wire; the server is named by Host, by the name
+    // the URL gave (a virtual host serves by it).
+    let port = server.port;
+    assert!(
+        first.contains(&format!("host: 127.0.0.1:{port}\r\n")),
+        "{first}"
+    );
+    let second = requests[1].to_ascii_lowercase();
+    assert!(
+        second.contains(&format!("host: localhost:{port}\r\n")),
+        "{second}"
+    );
 
     // The production constructor works against loopback too when allowed.
     let real = Fetcher::new(loopback_config());
