@@ -5,16 +5,19 @@ round trip, with no queueing behind other requests).
 
     python3 bench/probe.py console PORT TOKEN [--pages 1,21] [--requests 200] [--seconds 10] [--repeats 5]
     python3 bench/probe.py journal PORT OPERATOR_KEY --busy-token T --quiet-token T
-                                   --app-id A --route R [--limit 20] [--requests 200] ...
+                                   --app-id A --route R [--anchor-port PORT2] [--limit 20] ...
 
 console: signs in to /console with TOKEN (the sign-in form, its CSRF token and
 cookie, like a browser) and GETs the accounts grid pages given.
 journal: POSTs /operator/journal with each filter it has — none, a token, a
 token whose calls are all old, a route, an appId, `since` the newest 2 s, and
 a poll `afterId` the newest id (nothing new) — each answering at most --limit
-entries.
+entries. With --anchor-port PORT2, each query goes to both servers one right
+after the other (same operator key and tokens), results under "ours" and
+"anchor".
 
-Each case is asked in turn until --requests answers each or --seconds in all;
+Each case is asked in turn (every other round in reverse order) until
+--requests answers each or --seconds in all;
 the answers of a case are cut into --repeats consecutive parts. Prints one JSON
 document: per case p50/p99/max over all answers, the median of each part
 (min/median/max of repeats), the count, and the entries (journal) or tiles
@@ -46,8 +49,12 @@ def measure(cases, args):
     samples = {name: [] for name in cases}
     last = {}
     deadline = time.monotonic() + args.seconds
+    rounds = 0
     while time.monotonic() < deadline and min(map(len, samples.values())) < args.requests:
-        for name, (call, count) in cases.items():
+        # Every other round in reverse, so no case always follows the same one.
+        order = list(cases.items())
+        rounds += 1
+        for name, (call, count) in order if rounds % 2 else reversed(order):
             if len(samples[name]) >= args.requests:
                 continue
             t0 = time.perf_counter()
@@ -103,30 +110,42 @@ def console(args):
 
 
 def journal(args):
-    conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+    """The journal's queries on the server at `port`; with --anchor-port, on both
+    servers in turn, one request each, answered under "ours" and "anchor"."""
+    servers = {"ours": args.port}
+    if args.anchor_port:
+        servers["anchor"] = args.anchor_port
     headers = {"Content-Type": "application/json", "X-GEWE-OPERATOR-KEY": args.secret}
+    cases = {}
+    for side, port in servers.items():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    def ask(body):
-        conn.request("POST", "/operator/journal", json.dumps(body), headers)
-        response = conn.getresponse()
-        answer = json.loads(response.read())
-        if answer.get("ret") != 200:
-            raise SystemExit(f"journal {body} answered {answer}")
-        return answer["data"]["entries"]
+        def ask(body, conn=conn):
+            conn.request("POST", "/operator/journal", json.dumps(body), headers)
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            if answer.get("ret") != 200:
+                raise SystemExit(f"journal {body} answered {answer}")
+            return answer["data"]["entries"]
 
-    newest = ask({"limit": 1})[-1]
-    limit = {"limit": args.limit}
-    queries = {
-        "newest": {},
-        "token": {"token": args.busy_token},
-        "quiet token": {"token": args.quiet_token},
-        "route": {"route": args.route},
-        "appId": {"appId": args.app_id},
-        "since (newest 2 s)": {"since": newest["at"] - 2000},
-        "afterId poll (nothing new)": {"afterId": newest["id"]},
-    }
-    cases = {name: ((lambda q=q: ask({**q, **limit})), len) for name, q in queries.items()}
-    return measure(cases, args)
+        newest = ask({"limit": 1})[-1]
+        queries = {
+            "newest": {},
+            "token": {"token": args.busy_token},
+            "quiet token": {"token": args.quiet_token},
+            "route": {"route": args.route},
+            "appId": {"appId": args.app_id},
+            "since (newest 2 s)": {"since": newest["at"] - 2000},
+            "afterId poll (nothing new)": {"afterId": newest["id"]},
+        }
+        for name, q in queries.items():
+            cases[(name, side)] = ((lambda q=q, ask=ask: ask({**q, "limit": args.limit})), len)
+    # Each query on one server, then at once on the other.
+    cases = dict(sorted(cases.items(), key=lambda case: list(queries).index(case[0][0])))
+    result = {}
+    for (name, side), r in measure(cases, args).items():
+        result.setdefault(side, {})[name] = r
+    return result if len(servers) > 1 else result["ours"]
 
 
 def main():
@@ -139,6 +158,8 @@ def main():
     parser.add_argument("--quiet-token")
     parser.add_argument("--app-id")
     parser.add_argument("--route")
+    parser.add_argument("--anchor-port", type=int,
+                        help="journal: a second server asked the same queries in turn")
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10)

@@ -22,6 +22,7 @@ def load(name):
 
 run = load("run")  # the run's sizes and length; not a name to reuse below
 big_n, grow_n, small_journal = run["big_n"], run["grow_n"], run["small_journal"]
+again_n = run.get("again_n", 100)
 
 
 def repeats(prefix):
@@ -177,7 +178,8 @@ head.append(Row(
         [statistics.median(empty["window_rates"] or [empty["delivery_rate"]]) / max(w, 1e-9)
          for w in (full["window_rates"] or [full["delivery_rate"]])])))
 
-small, big = load(f"journal-{small_journal}"), load(f"journal-{grow_n}")
+journal = load("journal")
+small, big = journal["anchor"], journal["ours"]
 ratios = {q: big[q]["p50_ms"] / small[q]["p50_ms"] for q in big}
 worst_q = max(ratios, key=ratios.get)
 head.append(Row(
@@ -187,7 +189,8 @@ head.append(Row(
     f"{small[worst_q]['p50_ms']:.2f} ms with {small_journal:,} rows",
     ratios[worst_q], 1.2, True,
     met=all(big[q]["answered"] == small[q]["answered"] for q in big),
-    noise=f"{worst_q} p50: " + spread(big[worst_q]["repeat_p50_ms"], "{:.2f} ms")))
+    noise=f"{worst_q}, ratio of each repeat's p50s: " + spread(
+        [b / s for b, s in zip(big[worst_q]["repeat_p50_ms"], small[worst_q]["repeat_p50_ms"])])))
 
 # ---------------------------------------------------------------- issue 6
 older = []
@@ -345,36 +348,56 @@ lines += [
     "## Where a 1080p update goes, and why rows 1–3 cost more in the server",
     "",
     "Profiled on this machine while working on it (perf, CPU clock), the 1080p pipeline "
-    "in a loop: Huffman decoding about 8 ms; the inverse DCT, chroma upsampling and colour "
-    "conversion of the blocks around the centre square about 3 ms; the 1080→640 Lanczos "
-    "pass about 2 ms; the five JPEG encodes about 3.7 ms (the 640 is nine tenths of it). "
-    "libvips does the same work with libjpeg-turbo on both ends and no shrink-on-load "
-    "(1080/640 is below 2). This round: the variants are encoded by an encoder of our own "
+    "in a loop before this round: Huffman decoding about 8 ms; the inverse DCT of the "
+    "blocks around the centre square about 2 ms, chroma upsampling and colour conversion "
+    "about 1 ms; the 1080→640 Lanczos pass on RGB about 2.6 ms; the five JPEG encodes "
+    "about 3.4 ms (the 640 is nine tenths of it; its RGB→YCbCr conversion and chroma "
+    "averaging about 1 ms). libvips does the same work with libjpeg-turbo on both ends and "
+    "no shrink-on-load (1080/640 is below 2).",
+    "",
+    "This round: a 4:2:0 JPEG (what cameras and phones write) whose centre square is at "
+    "least 640 px never becomes RGB. Our decoder hands over its luma and chroma planes; "
+    "luma is cut and resized to 640, each chroma plane from its own half-size samples "
+    "straight to 320 (the same rectangle at half the scale), the small sizes likewise from "
+    "box-halved planes, and the encoder takes the planes as they are "
+    "([`src/imaging/variants.rs`](../../src/imaging/variants.rs) `render_planes`). Gone: "
+    "chroma upsampling, the colour conversion to RGB and back, the encoder's chroma "
+    "averaging; and the resizer reads half the samples. The 1080p loop went from about "
+    "19 ms to 16 ms, the server's CPU per 1080p update from about 26 ms to 22 ms when "
+    "measured alone (earlier today, when this machine ran everything about 40% slower "
+    "than in some runs: libvips' 1080p pipeline has taken 48 to 77 ms here), and peak memory of 32 concurrent 12 MP updates from 93 MiB to about "
+    "70 MiB (no full-size RGB copy of the square). Resampling is linear, so this is the "
+    "RGB path's result up to rounding and the clamping of out-of-range RGB; measured "
+    "against a float Lanczos of the fully decoded picture (pyvips), the bench photos' 640s "
+    "are as close or closer than before (mean error 1080p 3.18 levels vs 3.25, 12 MP 5.42 "
+    "vs 6.00; libvips' own 3.25 and 6.13), the small sizes within ±0.2 either way: chroma "
+    "is resampled once instead of upsampled, resampled and averaged again. Other "
+    "pictures (PNG, grey, other samplings, squares below 640) keep the RGB path. Earlier "
+    "rounds: our own JPEG encoder for the variants "
     "([`src/imaging/baseline_encoder.rs`](../../src/imaging/baseline_encoder.rs): libjpeg's "
     "colour conversion, 2×2 averaging and quality scaling, its float AAN forward DCT on "
-    "eight columns at a time, the Annex K Huffman tables) instead of jpeg-encoder, whose "
-    "chroma averaging and block writer work sample by sample: the 640 square costs about "
-    "3.5 ms instead of 4.1 ms, its files are within 1% of jpeg-encoder's size and error. It "
-    "only sees pixels the pipeline made, never a client's bytes. Its colour conversion "
-    "stays scalar (SSE2, the baseline x86-64 target, has no 32-bit vector product; a "
-    "float version did not vectorise either); that is about 0.8 ms of what is left. "
-    "Earlier rounds: our own decoder for every baseline JPEG, transforming only the MCUs "
-    "around the centre square, a float AAN inverse DCT on eight lanes, Lanczos weights "
-    "from a table, RGBA composited onto white at 640 px, the small sizes from "
-    "box-filtered halves of the 640, buffers and resizers kept between updates.",
+    "eight columns at a time, the Annex K Huffman tables; it only sees pixels the pipeline "
+    "made, never a client's bytes), our own decoder for every baseline JPEG, transforming "
+    "only the MCUs around the centre square, a float AAN inverse DCT on eight lanes, "
+    "Lanczos weights from a table, RGBA composited onto white at 640 px, the small sizes "
+    "from box-filtered halves of the 640, buffers and resizers kept between updates.",
     "",
-    "What an update costs outside the pipeline came down too. sqlx pings a pooled "
-    "connection every time it is checked out (a round trip to SQLite's worker thread, "
-    "pointless for an in-process file): SQLite's pools no longer do. An online route "
-    "reads its device and account in one statement (it took two, three for an account "
-    "made by `gewe account create`), and updateHeadImg checks ownership once instead of "
-    "twice. A picture sent again went from 1.4 ms and 55 voluntary context switches to "
-    "about 1.15 ms and 32 when measured alone (row 4). Journal queries got about "
-    "0.2 ms cheaper at both table sizes too. Row 10b moves with the run: measured "
-    "again alone on the same two databases right after a run that gave 1.35×, three "
-    "alternating pairs of 600 queries each put the 1 M-row p50 at 0.7× to 1.4× of the "
-    "10 000-row one for every query; a shared mapping of the database file "
-    "(`mmap_size`) made no difference there, so it was not kept.",
+    "What an update costs outside the pipeline: sqlx no longer pings a pooled SQLite "
+    "connection on every checkout (a round trip to SQLite's worker thread), an online "
+    "route reads its device and account in one statement, and updateHeadImg checks "
+    "ownership once. A picture sent again makes 32 voluntary context switches: the "
+    "token, the device and account, the source's ETag, then BEGIN, the pointer, its "
+    "history row and COMMIT, each a round trip to SQLite's worker thread, around a "
+    "conditional GET (row 4). Row 4 was met last round (1.30 ms against a 28 ms render) "
+    "and is just over now because the render it is divided by got a fifth cheaper while "
+    "this path, mostly thread hand-offs, did not: about 60% of its CPU samples are the "
+    "kernel switching threads. With one tokio worker instead of two the same update made "
+    "21 switches and cost 0.25 ms less (the second worker is woken to look for work it "
+    "rarely finds), but one worker would halve what `/mmhead` can serve. Tried and not "
+    "kept, each unchanged within noise: a download driven in the fetch's own task "
+    "instead of hyper-util's spawned connection task (33 switches), and reading the "
+    "source's ETag alongside the device check instead of after it. The 10 ms CPU ticks "
+    f"make this figure coarse: {again_n} updates a round resolve {10 / again_n:.2f} ms.",
     "",
     "Part of the server's extra over the loop is not work but cold caches. The loop "
     "renders the same picture back to back; the server renders after a pause (the "
@@ -385,12 +408,15 @@ lines += [
     "and an 8 MB memory walk slows by 40%: after an idle spell this virtual machine's "
     "caches hold other work's data. libvips' anchor runs back to back, like our loop.",
     "",
-    "The rest of the server's extra is mostly thread hand-offs. An update makes about "
-    "150 voluntary context switches (SQLite's worker thread answers each of its ~15 "
-    "statements, the blocking pool runs the decode and each blob write), and on this "
+    "The rest of the server's extra is mostly thread hand-offs. A 1080p update makes "
+    "about 80 voluntary context switches (measured alone: tokio's workers and blocking "
+    "pool about 58, SQLite's worker thread 19, one per statement answered), and on this "
     "virtual machine waking a thread on the other core is expensive: `perf bench sched "
-    "pipe` takes 35 µs per round trip across the two cores and 3.9 µs on one. Pinning the "
-    "server to one core did not change its CPU per update, though. The rest is "
+    "pipe` takes 35 µs per round trip across the two cores and 3.9 µs on one. The five "
+    "blobs of an avatar are now written at once, so the blocking pool takes them in one "
+    "go instead of being woken for each (tokio's switches 68 → 58 per update, about "
+    "0.3 ms of CPU). Pinning the server to one core did not change its CPU per update, "
+    "though. The rest is "
     "SHA-256 of the source (0.5 ms for 1080p, 3.3 ms for 12 MP, 8 ms for the 11 MB PNG; "
     "SHA-NI). BLAKE3 would take a third of that, but the source hash is what keeps an "
     "avatar's id when a picture is sent again after the renderer changed (as it did "
@@ -428,12 +454,12 @@ lines += [
     "median of the rounds. Anchor = libvips' pipeline CPU per picture measured in the "
     "same run ([`bench/vips_pipeline.py`](../../bench/vips_pipeline.py), the better of "
     "one thread and the default pool; see (a)).",
-    "- **4** the same script, each round: 100 updates alternating between the two "
+    f"- **4** the same script, each round: {again_n} updates alternating between the two "
     "warm-up pictures (bytes the server already rendered; each a real change with its "
     "history row) against that round's full renders; ratio of the medians, the worst "
     "picture shown. The picture server sends a strong ETag and answers 304 to a "
     "matching If-None-Match, as nginx does for a static file: the server asks with the "
-    "ETag it kept and reuses the avatar (one lookup, a request, the commit). Then 100 "
+    f"ETag it kept and reuses the avatar (one lookup, a request, the commit). Then {again_n} "
     "more from URLs of the same bytes that send no ETag (`/plain/…`): download, "
     "SHA-256, one lookup, the commit.",
     "- **5** wrk, 2 threads, 64 connections, the same 132 px file: `GET /mmhead/<id>/132` "
@@ -476,8 +502,11 @@ lines += [
     f"with limit 20, one at a time on a keep-alive connection. Anchor: the same "
     f"queries on {small_journal:,} rows laid out alike, the smallest journal in which "
     f"every query answers the same entries (an empty journal answers none, so its "
-    f"figures would leave out the answer itself). Ratio = p50 with {grow_n:,} rows / "
-    f"p50 with {small_journal:,}, the worst query shown.",
+    f"figures would leave out the answer itself), served by a second server at the "
+    f"same time with the same tokens: each query goes to one and right after to the "
+    f"other, so both see the machine in the same state (one after the other, the "
+    f"ratio moved between 0.7× and 1.4× from run to run). Ratio = p50 with "
+    f"{grow_n:,} rows / p50 with {small_journal:,}, the worst query shown.",
     "- **(a)** `examples/bench_pipeline.rs cpu` vs `bench/vips_pipeline.py`, same input "
     "bytes, same outputs (five square JPEGs, Q85, no metadata). CPU time = user + system "
     "of all threads of the process, per picture, median of rounds of ≥ 0.8 s each after "
