@@ -63,6 +63,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "source_validators",
         include_str!("../../migrations/postgres/0011_source_validators.sql"),
     ),
+    (
+        12,
+        "history_triggers",
+        include_str!("../../migrations/postgres/0012_history_triggers.sql"),
+    ),
 ];
 
 /// PostgreSQL, for any number of instances sharing one database. Every guarantee

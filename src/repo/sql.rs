@@ -121,6 +121,25 @@ macro_rules! impl_store {
                 now: i64,
             ) -> Result<Option<$crate::domain::AvatarChange>, $crate::domain::StoreError> {
                 use $crate::domain::AvatarChange;
+                let new_id = avatar.id.to_string();
+                // Only the pointer moves (the avatar is stored, the source brought
+                // nothing new, no change-limit slot): one statement, which the
+                // history trigger makes whole, outside any transaction.
+                if source.stored && source.hash.is_none() && source.slot.is_none() {
+                    let moved =
+                        move_avatar(&self.writer, owner, app_id, &new_id, source.url, now).await?;
+                    if moved {
+                        return Ok(Some(AvatarChange::Changed));
+                    }
+                    let owned: Option<String> = sqlx::query_scalar(
+                        "SELECT app_id FROM accounts WHERE app_id = $1 AND token_id = $2",
+                    )
+                    .bind(app_id.as_str())
+                    .bind(owner.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    return Ok(owned.map(|_| AvatarChange::Unchanged));
+                }
                 let mut tx = self.writer.begin().await?;
                 // The avatar row first, then the account row, in every writer: updates
                 // queue but never deadlock. On SQLite the first write (this one, or
@@ -130,24 +149,7 @@ macro_rules! impl_store {
                 if !source.stored {
                     insert_avatar(&mut tx, avatar, now).await?;
                 }
-                let new_id = avatar.id.to_string();
-                // Moving the pointer is the read: a row changed means the account is
-                // the owner's and pointed elsewhere. On PostgreSQL a second instance
-                // updating the same account waits on the row lock and re-checks the
-                // condition against the pointer this one wrote, so one history row
-                // is appended, not two.
-                let moved = sqlx::query(
-                    "UPDATE accounts SET avatar_id = $1, updated_at = $2 \
-                     WHERE app_id = $3 AND token_id = $4 AND avatar_id <> $1",
-                )
-                .bind(&new_id)
-                .bind(now)
-                .bind(app_id.as_str())
-                .bind(owner.0)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    > 0;
+                let moved = move_avatar(&mut *tx, owner, app_id, &new_id, source.url, now).await?;
                 // Nothing moved: the pointer was already there, or the account is
                 // not the owner's.
                 if !moved {
@@ -195,14 +197,12 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                let change = if moved {
-                    append_history(&mut tx, app_id, avatar.id, Some(source.url), now).await?;
+                tx.commit().await?;
+                Ok(Some(if moved {
                     AvatarChange::Changed
                 } else {
                     AvatarChange::Unchanged
-                };
-                tx.commit().await?;
-                Ok(Some(change))
+                }))
             }
 
             async fn avatar_for_source(
@@ -396,7 +396,6 @@ macro_rules! impl_store {
             .execute(&mut **tx)
             .await
             .map_err(|e| super::conflict_or(e, "wxid"))?;
-            append_history(tx, &account.app_id, avatar.id, None, now).await?;
             Ok(())
         }
 
@@ -417,24 +416,31 @@ macro_rules! impl_store {
             Ok(())
         }
 
-        async fn append_history(
-            tx: &mut sqlx::Transaction<'_, $db>,
+        /// Points the owner's account at `new_id` if it points elsewhere; true when
+        /// it moved. The history row is the trigger's (migration 0012). On
+        /// PostgreSQL a second instance moving the same account waits on the row
+        /// lock and re-checks the condition against the pointer this one wrote, so
+        /// one history row is appended, not two.
+        async fn move_avatar<'e, E: sqlx::Executor<'e, Database = $db>>(
+            executor: E,
+            owner: $crate::domain::TokenId,
             app_id: &$crate::domain::AppId,
-            avatar_id: $crate::domain::AvatarId,
-            source_url: Option<&str>,
+            new_id: &str,
+            source_url: &str,
             now: i64,
-        ) -> Result<(), sqlx::Error> {
-            sqlx::query(
-                "INSERT INTO avatar_history (app_id, avatar_id, source_url, changed_at) \
-                 VALUES ($1, $2, $3, $4)",
+        ) -> Result<bool, sqlx::Error> {
+            let moved = sqlx::query(
+                "UPDATE accounts SET avatar_id = $1, avatar_source_url = $2, updated_at = $3 \
+                 WHERE app_id = $4 AND token_id = $5 AND avatar_id <> $1",
             )
-            .bind(app_id.as_str())
-            .bind(avatar_id.to_string())
+            .bind(new_id)
             .bind(source_url)
             .bind(now)
-            .execute(&mut **tx)
+            .bind(app_id.as_str())
+            .bind(owner.0)
+            .execute(executor)
             .await?;
-            Ok(())
+            Ok(moved.rows_affected() > 0)
         }
     };
 }

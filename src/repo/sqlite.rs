@@ -63,6 +63,11 @@ const MIGRATIONS: &EmbeddedMigrations = &[
         "source_validators",
         include_str!("../../migrations/sqlite/0011_source_validators.sql"),
     ),
+    (
+        12,
+        "history_triggers",
+        include_str!("../../migrations/sqlite/0012_history_triggers.sql"),
+    ),
 ];
 
 /// The embedded default: one SQLite file in WAL mode, shared safely with the CLI

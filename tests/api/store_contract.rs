@@ -57,6 +57,18 @@ fn source(url: &'static str) -> AvatarSource<'static> {
     }
 }
 
+/// A source that brings nothing to remember (a 304, or a restore from the
+/// history): only the pointer moves.
+fn known(url: &'static str) -> AvatarSource<'static> {
+    AvatarSource {
+        url,
+        hash: None,
+        etag: None,
+        stored: true,
+        slot: None,
+    }
+}
+
 fn ids(history: &[HistoryEntry]) -> Vec<AvatarId> {
     history.iter().map(|h| h.avatar_id).collect()
 }
@@ -188,12 +200,49 @@ async fn repository_moves_the_pointer_and_appends_history_together() {
         None
     );
 
+    // Only the pointer moves: one statement, and the history row still comes with it.
+    let again = |id: u32, app_id: &AppId| {
+        let (repo, app_id) = (repo.clone(), app_id.clone());
+        async move {
+            repo.set_avatar(
+                owner,
+                &app_id,
+                &avatar(id),
+                &known("http://x/again.jpg"),
+                NOW,
+            )
+            .await
+        }
+    };
+    assert_eq!(again(2, app_id).await.unwrap(), Some(AvatarChange::Changed));
+    assert_eq!(
+        again(2, app_id).await.unwrap(),
+        Some(AvatarChange::Unchanged)
+    );
+    assert_eq!(again(2, &unknown).await.unwrap(), None);
+    assert_eq!(again(1, app_id).await.unwrap(), Some(AvatarChange::Changed));
+
     let history = repo.avatar_history(app_id).await.unwrap();
-    assert_eq!(ids(&history), [avatar(1).id, avatar(2).id, avatar(1).id]);
+    assert_eq!(
+        ids(&history),
+        [
+            avatar(1).id,
+            avatar(2).id,
+            avatar(1).id,
+            avatar(2).id,
+            avatar(1).id
+        ]
+    );
     let sources: Vec<_> = history.iter().map(|h| h.source_url.as_deref()).collect();
     assert_eq!(
         sources,
-        [None, Some("http://x/2.jpg"), Some("http://x/1.jpg")]
+        [
+            None,
+            Some("http://x/2.jpg"),
+            Some("http://x/1.jpg"),
+            Some("http://x/again.jpg"),
+            Some("http://x/again.jpg")
+        ]
     );
     assert!(history.iter().all(|h| h.changed_at == NOW));
     assert_eq!(
@@ -250,7 +299,14 @@ async fn repository_updates_racing_from_two_instances_change_once() {
             let app_id = record.app_id.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                repo.set_avatar(owner, &app_id, &target, &source("http://x/again.jpg"), NOW)
+                // Half of them move the pointer alone (one statement), half in a
+                // transaction that writes the source too.
+                let source = if i % 4 < 2 {
+                    known("http://x/again.jpg")
+                } else {
+                    source("http://x/again.jpg")
+                };
+                repo.set_avatar(owner, &app_id, &target, &source, NOW)
                     .await
                     .unwrap()
                     .unwrap()
