@@ -160,9 +160,11 @@ impl AvatarUpdater {
     ) -> Result<AvatarChange, DomainError> {
         // Ownership (and login) first: nothing is fetched on behalf of someone
         // else's device.
-        super::accounts::online_account(self.repo.as_ref(), owner, app_id).await?;
-        self.under_limit(app_id, |slot| self.change_avatar(owner, app_id, url, slot))
-            .await
+        let account = super::accounts::online_account(self.repo.as_ref(), owner, app_id).await?;
+        self.under_limit(app_id, |slot| {
+            self.change_avatar(owner, app_id, url, account.avatar_id, slot)
+        })
+        .await
     }
 
     /// Replaces the avatar of `app_id` with the picture at `url`, logged in or
@@ -174,11 +176,13 @@ impl AvatarUpdater {
         url: &HeadImgUrl,
     ) -> Result<AvatarChange, DomainError> {
         // Ownership first: nothing is fetched on behalf of someone else's device.
-        if self.repo.find_account(owner, app_id).await?.is_none() {
+        let Some(account) = self.repo.find_account(owner, app_id).await? else {
             return Err(DomainError::DeviceNotFound(app_id.clone()));
-        }
-        self.under_limit(app_id, |slot| self.change_avatar(owner, app_id, url, slot))
-            .await
+        };
+        self.under_limit(app_id, |slot| {
+            self.change_avatar(owner, app_id, url, account.avatar_id, slot)
+        })
+        .await
     }
 
     /// Replaces the avatar of `app_id` with an uploaded picture (the console):
@@ -306,12 +310,14 @@ impl AvatarUpdater {
     }
 
     /// Fetch → decode → variants → blobs → one transaction (which also deletes
-    /// `slot`, the change-limit slot reserved for this change).
+    /// `slot`, the change-limit slot reserved for this change). `current` is the
+    /// avatar the account had when this update read it.
     async fn change_avatar(
         &self,
         owner: TokenId,
         app_id: &AppId,
         url: &HeadImgUrl,
+        current: AvatarId,
         slot: Option<ChangeSlot>,
     ) -> Result<AvatarChange, DomainError> {
         let deadline = self.config.process_timeout;
@@ -362,6 +368,12 @@ impl AvatarUpdater {
         .await
         .map_err(|_| AvatarError::Timeout(deadline))??;
 
+        // A 304 for the avatar the account already has (a bot sending the same
+        // URL again): nothing to write. Unchanged as of this update's read of the
+        // account, which an update racing it on another instance may follow.
+        if stored && source_hash.is_none() && slot.is_none() && avatar.id == current {
+            return Ok(AvatarChange::Unchanged);
+        }
         // A 304 brought no bytes: nothing new to remember of the source.
         let source = AvatarSource {
             url: url.as_url().as_str(),

@@ -466,8 +466,8 @@ async fn the_same_picture_reuses_its_avatar_without_decoding() {
 
 /// A URL whose server gave a strong ETag is asked again with If-None-Match: a
 /// 304 puts back the avatar of the bytes it sent before, with no download (a
-/// real change, with its history row); new bytes under a new ETag are fetched
-/// and rendered.
+/// real change, with its history row, or none when it is still the account's
+/// avatar); new bytes under a new ETag are fetched and rendered.
 #[tokio::test]
 async fn a_url_asked_again_is_revalidated_by_its_etag() {
     let app = spawn_app().await;
@@ -494,6 +494,12 @@ async fn a_url_asked_again_is_revalidated_by_its_etag() {
         "asked the second time only"
     );
     assert_eq!(host.not_modified(), 1);
+    // Again while it is the account's avatar: a 304, and no change to record.
+    let answer = app.update_head_img(&token, &app_id, &url).await;
+    assert_eq!(answer["ret"], 200, "{answer}");
+    assert_eq!(avatar_base(&app.profile(&token, &app_id).await), first);
+    assert_eq!(app.history_len(&app_id).await, history + 1);
+    assert_eq!(host.not_modified(), 2);
 
     // The picture changes, and its ETag with it: downloaded and rendered.
     let green = jpeg(64, 64, [20, 200, 40]);
@@ -509,8 +515,8 @@ async fn a_url_asked_again_is_revalidated_by_its_etag() {
         .unwrap();
     let small = decode(&small.bytes().await.unwrap());
     assert!(close(small.get_pixel(32, 32), [20, 200, 40]));
-    assert_eq!(host.not_modified(), 1);
-    assert_eq!(host.conditions()[3], Some("\"v1\"".to_owned()));
+    assert_eq!(host.not_modified(), 2);
+    assert_eq!(host.conditions()[4], Some("\"v1\"".to_owned()));
 }
 
 /// Only a strong ETag stands for the bytes. A weak one (`W/"…"`) promises
