@@ -6,11 +6,12 @@
 #     distinct bytes after its end — after a JPEG's end-of-image marker, after a
 #     PNG's IEND chunk — so every copy hashes differently but decodes to the
 #     same pixels), and
-#   - the same bytes again: two pictures it already rendered (the two warm-up
-#     updates), sent in turn, so every update is a real change that appends
-#     history but needs no render: from their URLs, whose server answers 304 to
-#     the ETag it gave (as nginx does), and from URLs of the same bytes that
-#     send no ETag (downloaded and hashed each time),
+#   - the same bytes again: the two copies it already rendered (the two warm-up
+#     updates; same pixels, so one avatar, the account's), sent in turn, each
+#     needing no render: from their URLs, whose server answers 304 to the ETag
+#     it gave (as nginx does; nothing to write either), and from URLs of the
+#     same bytes that send no ETag (downloaded and hashed each time, the URL's
+#     source recorded),
 # each fetched from a loopback HTTP server (bench/pictures.py), after two
 # warm-up updates, in ROUNDS rounds (min/median/max reported). One server, one
 # account per picture; the full-render figure of a picture is the anchor of its
