@@ -15,11 +15,16 @@
 # each fetched from a loopback HTTP server (bench/pictures.py), after two
 # warm-up updates, in ROUNDS rounds (min/median/max reported). One server, one
 # account per picture; the full-render figure of a picture is the anchor of its
-# "sent again" figure.
+# "sent again" figure. With BENCH_VIPS_PYTHON (a Python with pyvips), every
+# round also times libvips' pipeline on the picture right after the round's
+# full renders (bench/vips_pipeline.py, one thread and its default pool, one
+# round of BENCH_MIN_MS each), so each round's ratio compares the two in the
+# same state of the machine, whose speed drifts by tens of percent here.
 #
 # usage: bench/insitu.sh GEWE_BINARY OUT_DIR PICTURE...
 #        writes OUT_DIR/insitu-<picture file name>.json
-# env:   BENCH_ROUNDS (5), BENCH_FULL_N (20 renders a round), BENCH_AGAIN_N (100)
+# env:   BENCH_ROUNDS (5), BENCH_FULL_N (20 renders a round), BENCH_AGAIN_N (100),
+#        BENCH_VIPS_PYTHON (unset: no libvips rounds), BENCH_MIN_MS (800)
 # Loopback only; needs curl and python3.
 set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +33,8 @@ shift 2
 ROUNDS=${BENCH_ROUNDS:-5}
 FULL_N=${BENCH_FULL_N:-20}
 AGAIN_N=${BENCH_AGAIN_N:-100}
+VIPS_PYTHON=${BENCH_VIPS_PYTHON:-}
+MIN_MS=${BENCH_MIN_MS:-800}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gewe-insitu.XXXXXX")
 PIDS=()
 cleanup() {
@@ -74,6 +81,12 @@ update() { # app_id url
 }
 cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / t }' "/proc/$GEWE_PID/stat"; }
 
+vips_ms() { # concurrency (1 or default): libvips' CPU ms per picture, one round
+  env $([ "$1" = 1 ] && echo VIPS_CONCURRENCY=1) "$VIPS_PYTHON" "$BENCH/vips_pipeline.py" \
+    "$picture" --rounds 1 --min-ms "$MIN_MS" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["cpu_ms"])'
+}
+
 url() { echo "http://127.0.0.1:$PIC_PORT/$1/${picture##*/}"; } # copy number, of $picture
 plain_url() { echo "http://127.0.0.1:$PIC_PORT/plain/$1/${picture##*/}"; } # the same, no ETag
 
@@ -83,11 +96,16 @@ for picture in "$@"; do
   update "$app_id" "$(url 1)"
   update "$app_id" "$(url 2)"
   next=3
-  full=() again=() plain=()
+  full=() again=() plain=() vips1=() vipsdefault=()
   for _ in $(seq "$ROUNDS"); do
     c0=$(cpu_ms)
     for _ in $(seq "$FULL_N"); do update "$app_id" "$(url "$next")"; next=$((next + 1)); done
     c1=$(cpu_ms)
+    if [ -n "$VIPS_PYTHON" ]; then
+      vips1+=("$(vips_ms 1)")
+      vipsdefault+=("$(vips_ms default)")
+      c1=$(cpu_ms)
+    fi
     for i in $(seq "$AGAIN_N"); do update "$app_id" "$(url $(( 1 + i % 2 )))"; done
     c2=$(cpu_ms)
     for i in $(seq "$AGAIN_N"); do update "$app_id" "$(plain_url $(( 1 + i % 2 )))"; done
@@ -97,10 +115,11 @@ for picture in "$@"; do
     plain+=("$(awk "BEGIN { print ($c3 - $c2) / $AGAIN_N }")")
   done
   python3 - "$OUT_DIR/insitu-${picture##*/}.json" "$picture" "${full[*]}" "${again[*]}" \
-    "${plain[*]}" <<'PY'
+    "${plain[*]}" "${vips1[*]}" "${vipsdefault[*]}" <<'PY'
 import json, statistics, sys
 out, picture = sys.argv[1], sys.argv[2]
-full, again, plain = ([float(x) for x in arg.split()] for arg in sys.argv[3:6])
+full, again, plain, vips1, vipsdefault = (
+    [float(x) for x in arg.split()] for arg in sys.argv[3:8])
 result = {
     "picture": picture,
     "full_render_cpu_ms": full,
@@ -114,6 +133,16 @@ result = {
     "ratio_median": statistics.median(again) / statistics.median(full),
     "ratio_no_etag_median": statistics.median(plain) / statistics.median(full),
 }
+if vips1:
+    # Each round's anchor: the better of libvips' two configurations in that round.
+    anchor = [min(one, pool) for one, pool in zip(vips1, vipsdefault)]
+    result.update({
+        "vips1_cpu_ms": vips1,
+        "vipsdefault_cpu_ms": vipsdefault,
+        "vips_anchor_cpu_ms": anchor,
+        "vips_ratio_per_round": [f / a for f, a in zip(full, anchor)],
+        "vips_ratio_median": statistics.median(f / a for f, a in zip(full, anchor)),
+    })
 with open(out, "w") as f:
     json.dump(result, f, indent=1)
 print(json.dumps(result))

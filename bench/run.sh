@@ -97,7 +97,7 @@ VIPS_CONCURRENCY=1 "$VENV/bin/python" bench/vips_pipeline.py "$WORK/inputs/photo
 # ------------------------------------------------------------------ (1–4)
 log "(1–4) server CPU per updateHeadImg in situ: full renders and the same bytes again"
 BENCH_ROUNDS=$ROUNDS BENCH_FULL_N=$FULL_N BENCH_AGAIN_N=$AGAIN_N \
-  bench/insitu.sh "$GEWE" "$RESULTS" "${INPUTS[@]/#/$WORK/inputs/}"
+  BENCH_VIPS_PYTHON=$VENV/bin/python BENCH_MIN_MS=$MIN_MS bench/insitu.sh "$GEWE" "$RESULTS" "${INPUTS[@]/#/$WORK/inputs/}"
 
 # ------------------------------------------------------------------ servers
 PIDS=()
