@@ -324,6 +324,7 @@ vips12 = vips_best["photo-12mp.jpg"][0]["cpu_ms"]
 ours12 = load("a-ours-photo-12mp.jpg")["cpu_ms"]
 insitu12 = insitu["photo-12mp.jpg"]["full_render_median_ms"]
 insitu12_ratio = insitu["photo-12mp.jpg"]["vips_ratio_median"]
+vips_1080p_rounds = insitu["photo-1080p.jpg"]["vips_anchor_cpu_ms"]
 lines += [
     "",
     "## What bounds the 12 MP JPEG",
@@ -547,6 +548,10 @@ lines += [
     f"Python {platform.python_version()}",
     f"- run: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
     f"{run['seconds'] / 60:.0f} min of measuring",
+    "- how noisy: libvips' 1080p pipeline (the same work every time) took "
+    f"{min(vips_1080p_rounds):.1f}–{max(vips_1080p_rounds):.1f} ms in the rounds of rows "
+    f"1–3 and {vips_best['photo-1080p.jpg'][0]['cpu_ms']:.1f} ms in (a) a few minutes "
+    "earlier; on other runs on this machine it has taken 47 to 80 ms.",
     "",
     "## Rerun",
     "",
