@@ -480,7 +480,9 @@ lines += [
     "SHA-256, one lookup, the commit of the URL's source.",
     "- **5** wrk, 2 threads, 64 connections, the same 132 px file: `GET /mmhead/<id>/132` "
     "vs nginx (`sendfile`, `open_file_cache`, `access_log off`, one worker per core) "
-    "serving `avatars/<id>/132.jpg` from the blob folder, in turn, several times; our "
+    "serving `avatars/<id>/132.jpg` from the blob folder, in turn, several times (ours "
+    "first, then nginx first, and so on, so that a drift in the machine's speed does not "
+    "favour one side); our "
     "request log is off too (`RUST_LOG=warn`); its request ids, metrics and panic guard "
     "stay on (`GET /mmhead` is answered ahead of the router, in the same request "
     "context). Ratio = median of the per-turn ratios.",

@@ -216,9 +216,14 @@ AVATAR=$(sqlite3 "$DATA/gewe.db" "SELECT avatar_id FROM accounts WHERE app_id = 
 curl -fs "http://127.0.0.1:$GEWE_PORT/mmhead/$AVATAR/132" -o "$WORK/ours-132.jpg"
 curl -fs "http://127.0.0.1:$NGINX_PORT/avatars/$AVATAR/132.jpg" -o "$WORK/nginx-132.jpg"
 cmp "$WORK/ours-132.jpg" "$WORK/nginx-132.jpg"
-# In turn, so that both sides see the same share of other people's load.
+# In turn, so that both sides see the same share of other people's load, and
+# in the other order every other repeat: this machine's speed drifts within a
+# run (nginx alone went from 109k/s to 164k/s over five repeats in one run),
+# and a fixed order hands the drift to one side.
 for r in $(seq "$REPEATS"); do
-  for side in gewe nginx; do
+  sides="gewe nginx"
+  [ $((r % 2)) = 0 ] && sides="nginx gewe"
+  for side in $sides; do
     if [ $side = gewe ]; then url=http://127.0.0.1:$GEWE_PORT/mmhead/$AVATAR/132
     else url=http://127.0.0.1:$NGINX_PORT/avatars/$AVATAR/132.jpg; fi
     log "(5) repeat $r, $side: GET $url, 64 connections"
