@@ -138,7 +138,8 @@ rm -f "$WORK/pictures.port"
 PIDS+=($!)
 
 # A data dir with a token, one real (default) avatar and N accounts inserted in
-# bulk straight into SQLite, all pointing at that avatar.
+# bulk straight into SQLite, all pointing at that avatar (each with its first
+# history row, which the database's trigger writes as for any new account).
 seed() { # dir count
   local dir=$1 n=$2
   rm -rf "$dir"

@@ -160,11 +160,9 @@ impl AvatarUpdater {
     ) -> Result<AvatarChange, DomainError> {
         // Ownership (and login) first: nothing is fetched on behalf of someone
         // else's device.
-        let account = super::accounts::online_account(self.repo.as_ref(), owner, app_id).await?;
-        self.under_limit(app_id, |slot| {
-            self.change_avatar(owner, app_id, url, account.avatar_id, slot)
-        })
-        .await
+        super::accounts::online_account(self.repo.as_ref(), owner, app_id).await?;
+        self.under_limit(app_id, |slot| self.change_avatar(owner, app_id, url, slot))
+            .await
     }
 
     /// Replaces the avatar of `app_id` with the picture at `url`, logged in or
@@ -176,13 +174,11 @@ impl AvatarUpdater {
         url: &HeadImgUrl,
     ) -> Result<AvatarChange, DomainError> {
         // Ownership first: nothing is fetched on behalf of someone else's device.
-        let Some(account) = self.repo.find_account(owner, app_id).await? else {
+        if self.repo.find_account(owner, app_id).await?.is_none() {
             return Err(DomainError::DeviceNotFound(app_id.clone()));
-        };
-        self.under_limit(app_id, |slot| {
-            self.change_avatar(owner, app_id, url, account.avatar_id, slot)
-        })
-        .await
+        }
+        self.under_limit(app_id, |slot| self.change_avatar(owner, app_id, url, slot))
+            .await
     }
 
     /// Replaces the avatar of `app_id` with an uploaded picture (the console):
@@ -310,21 +306,23 @@ impl AvatarUpdater {
     }
 
     /// Fetch → decode → variants → blobs → one transaction (which also deletes
-    /// `slot`, the change-limit slot reserved for this change). `current` is the
-    /// avatar the account had when this update read it.
+    /// `slot`, the change-limit slot reserved for this change).
     async fn change_avatar(
         &self,
         owner: TokenId,
         app_id: &AppId,
         url: &HeadImgUrl,
-        current: AvatarId,
         slot: Option<ChangeSlot>,
     ) -> Result<AvatarChange, DomainError> {
         let deadline = self.config.process_timeout;
-        let (avatar, source_hash, etag, stored) = tokio::time::timeout(deadline, async {
+        let (avatar, source_hash, etag, stored, current) = tokio::time::timeout(deadline, async {
             // The same URL again, whose server said which bytes it had: asked
-            // whether they changed, a 304 keeps the avatar made from them.
-            let known = self.repo.known_source(url.as_url().as_str()).await?;
+            // whether they changed, a 304 keeps the avatar made from them. Read
+            // in this account's turn, with what the account points at now.
+            let known = self
+                .repo
+                .known_source(owner, app_id, url.as_url().as_str())
+                .await?;
             // The permit lives until the picture is decoded: that is how long the
             // downloaded bytes stay in memory.
             let _download = self.wait_for(&self.downloads).await?;
@@ -344,7 +342,9 @@ impl AvatarUpdater {
             metrics::avatar_stage(Stage::Fetch, fetching.elapsed());
             let (bytes, etag) = match (fetched, known) {
                 (Fetched::Body { bytes, etag }, _) => (bytes, etag),
-                (Fetched::NotModified, Some(known)) => return Ok((known.avatar, None, None, true)),
+                (Fetched::NotModified, Some(known)) => {
+                    return Ok((known.avatar, None, None, true, known.account_avatar));
+                }
                 (Fetched::NotModified, None) => {
                     return Err(AvatarError::from(FetchError::HttpStatus(304)).into());
                 }
@@ -354,7 +354,7 @@ impl AvatarUpdater {
             // at another address): its avatar exists, nothing to decode.
             if let Some(avatar) = self.repo.avatar_for_source(&source_hash).await? {
                 imaging::buffers::recycle(bytes);
-                return Ok((avatar, Some(source_hash), etag, true));
+                return Ok((avatar, Some(source_hash), etag, true, None));
             }
             let rendered = self.render(bytes).await?;
             // Blobs are complete before the database points at them, so no URL
@@ -363,15 +363,16 @@ impl AvatarUpdater {
             let storing = std::time::Instant::now();
             let avatar = persist_avatar(&self.storage, &rendered).await?;
             metrics::avatar_stage(Stage::Store, storing.elapsed());
-            Ok::<_, DomainError>((avatar, Some(source_hash), etag, false))
+            Ok::<_, DomainError>((avatar, Some(source_hash), etag, false, None))
         })
         .await
         .map_err(|_| AvatarError::Timeout(deadline))??;
 
         // A 304 for the avatar the account already has (a bot sending the same
-        // URL again): nothing to write. Unchanged as of this update's read of the
-        // account, which an update racing it on another instance may follow.
-        if stored && source_hash.is_none() && slot.is_none() && avatar.id == current {
+        // URL again): nothing to write. No other update of this account ran here
+        // since that read (this is its turn); one on another instance overlaps
+        // this one in time, and may be ordered after it.
+        if current == Some(avatar.id) && slot.is_none() {
             return Ok(AvatarChange::Unchanged);
         }
         // A 304 brought no bytes: nothing new to remember of the source.

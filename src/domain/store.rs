@@ -51,11 +51,14 @@ pub struct AvatarRecord {
 }
 
 /// What a picture URL answered when an avatar was last made from it: its strong
-/// ETag, and the avatar of the bytes that came with it.
+/// ETag, and the avatar of the bytes that came with it; with the avatar the
+/// account asking points at now (`None` when it is not the asker's), so that a
+/// 304 for that very avatar needs no further read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownSource {
     pub etag: String,
     pub avatar: AvatarRecord,
+    pub account_avatar: Option<AvatarId>,
 }
 
 /// One avatar an account has had.
@@ -214,8 +217,13 @@ pub trait AccountStore {
     ) -> Result<Option<AvatarRecord>, StoreError>;
 
     /// The ETag `url` last answered and the avatar made from its bytes, if it
-    /// answered one.
-    async fn known_source(&self, url: &str) -> Result<Option<KnownSource>, StoreError>;
+    /// answered one, with the avatar `owner`'s account `app_id` points at now.
+    async fn known_source(
+        &self,
+        owner: TokenId,
+        app_id: &AppId,
+        url: &str,
+    ) -> Result<Option<KnownSource>, StoreError>;
 
     /// Every avatar the account has had, oldest first (callers check ownership).
     async fn avatar_history(&self, app_id: &AppId) -> Result<Vec<HistoryEntry>, StoreError>;

@@ -227,17 +227,23 @@ macro_rules! impl_store {
 
             async fn known_source(
                 &self,
+                owner: $crate::domain::TokenId,
+                app_id: &$crate::domain::AppId,
                 url: &str,
             ) -> Result<Option<$crate::domain::KnownSource>, $crate::domain::StoreError> {
-                let row: Option<(String, String, i64)> = sqlx::query_as(
-                    "SELECT v.etag, a.id, a.side FROM source_validators v \
+                let row: Option<(String, String, i64, Option<String>)> = sqlx::query_as(
+                    "SELECT v.etag, a.id, a.side, \
+                     (SELECT avatar_id FROM accounts WHERE app_id = $2 AND token_id = $3) \
+                     FROM source_validators v \
                      JOIN avatar_sources s ON s.source_hash = v.source_hash \
                      JOIN avatars a ON a.id = s.avatar_id WHERE v.url = $1",
                 )
                 .bind(url)
+                .bind(app_id.as_str())
+                .bind(owner.0)
                 .fetch_optional(&self.pool)
                 .await?;
-                let Some((etag, id, side)) = row else {
+                let Some((etag, id, side, account_avatar)) = row else {
                     return Ok(None);
                 };
                 Ok(Some($crate::domain::KnownSource {
@@ -246,6 +252,10 @@ macro_rules! impl_store {
                         id: super::avatar_id(&id)?,
                         side: u32::try_from(side).unwrap_or(0),
                     },
+                    account_avatar: account_avatar
+                        .as_deref()
+                        .map(super::avatar_id)
+                        .transpose()?,
                 }))
             }
 

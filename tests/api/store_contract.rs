@@ -413,24 +413,33 @@ async fn repository_remembers_the_etag_each_url_answered() {
                 .unwrap()
         }
     };
-    assert_eq!(repo.known_source(url).await.unwrap(), None);
+    let app_id = &record.app_id;
+    assert_eq!(repo.known_source(owner, app_id, url).await.unwrap(), None);
     tagged(Some("\"v1\""), "hash-v1", 2).await;
-    let known = |etag: &str, n| KnownSource {
+    // With the avatar the asking account points at now (none: not the asker's).
+    let known = |etag: &str, n, current: Option<u32>| KnownSource {
         etag: etag.to_owned(),
         avatar: avatar(n),
+        account_avatar: current.map(|c| avatar(c).id),
     };
     assert_eq!(
-        repo.known_source(url).await.unwrap(),
-        Some(known("\"v1\"", 2))
+        repo.known_source(owner, app_id, url).await.unwrap(),
+        Some(known("\"v1\"", 2, Some(2)))
     );
     tagged(Some("\"v2\""), "hash-v2", 3).await;
     assert_eq!(
-        repo.known_source(url).await.unwrap(),
-        Some(known("\"v2\"", 3))
+        repo.known_source(owner, app_id, url).await.unwrap(),
+        Some(known("\"v2\"", 3, Some(3)))
     );
-    assert_eq!(repo.known_source("http://x/other.jpg").await.unwrap(), None);
+    let stranger = repo.insert_token("hash-stranger", None, NOW).await.unwrap();
+    assert_eq!(
+        repo.known_source(stranger, app_id, url).await.unwrap(),
+        Some(known("\"v2\"", 3, None))
+    );
+    let other = "http://x/other.jpg";
+    assert_eq!(repo.known_source(owner, app_id, other).await.unwrap(), None);
     tagged(None, "hash-v3", 4).await;
-    assert_eq!(repo.known_source(url).await.unwrap(), None);
+    assert_eq!(repo.known_source(owner, app_id, url).await.unwrap(), None);
 }
 
 /// `GEWE_DATABASE_MAX_CONNECTIONS` bounds what one instance opens, under load.

@@ -519,6 +519,38 @@ async fn a_url_asked_again_is_revalidated_by_its_etag() {
     assert_eq!(host.conditions()[4], Some("\"v1\"".to_owned()));
 }
 
+/// A 304 for the avatar the account had when the update arrived, but another
+/// update of the account committed while this one waited for its turn: the
+/// account is moved back, as the later of the two. (Read before the turn, the
+/// account's avatar looked unchanged, and the update wrote nothing.)
+#[tokio::test]
+async fn a_304_after_an_update_that_went_first_is_a_change() {
+    let app = spawn_app().await;
+    let host = ImageHost::start().await;
+    let (token, app_id) = account(&app).await;
+    let blue = jpeg(64, 64, [10, 120, 230]);
+    let url = host.serve_tagged("tagged.jpg", "image/jpeg", blue, Some("\"v1\""));
+    assert_eq!(app.update_head_img(&token, &app_id, &url).await["ret"], 200);
+    let tagged = avatar_base(&app.profile(&token, &app_id).await);
+    let history = app.history_len(&app_id).await;
+
+    // A slow picture (answered a second later) takes the account's turn; the
+    // tagged URL comes in while it downloads.
+    host.serve("slow.jpg", "image/jpeg", jpeg(64, 64, [200, 0, 0]));
+    let slow = format!("{}/delayed/slow.jpg", host.base);
+    let first = app.update_head_img(&token, &app_id, &slow);
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        app.update_head_img(&token, &app_id, &url).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(first["ret"], 200, "{first}");
+    assert_eq!(second["ret"], 200, "{second}");
+    assert_eq!(host.not_modified(), 1);
+    assert_eq!(avatar_base(&app.profile(&token, &app_id).await), tagged);
+    assert_eq!(app.history_len(&app_id).await, history + 2);
+}
+
 /// Only a strong ETag stands for the bytes. A weak one (`W/"…"`) promises
 /// equivalent content: its URL is downloaded again every time, so new bytes
 /// under the same weak ETag still give a new avatar. Nor is an ETag kept that
