@@ -464,6 +464,14 @@ async fn the_same_picture_reuses_its_avatar_without_decoding() {
     drop(temp);
 }
 
+/// A token, its account, and the URL of a blue picture served with ETag `"v1"`.
+async fn account_and_tagged_picture(app: &TestApp, host: &ImageHost) -> (String, String, String) {
+    let (token, app_id) = account(app).await;
+    let blue = jpeg(64, 64, [10, 120, 230]);
+    let url = host.serve_tagged("tagged.jpg", "image/jpeg", blue, Some("\"v1\""));
+    (token, app_id, url)
+}
+
 /// A URL whose server gave a strong ETag is asked again with If-None-Match: a
 /// 304 puts back the avatar of the bytes it sent before, with no download (a
 /// real change, with its history row, or none when it is still the account's
@@ -472,9 +480,7 @@ async fn the_same_picture_reuses_its_avatar_without_decoding() {
 async fn a_url_asked_again_is_revalidated_by_its_etag() {
     let app = spawn_app().await;
     let host = ImageHost::start().await;
-    let (token, app_id) = account(&app).await;
-    let blue = jpeg(64, 64, [10, 120, 230]);
-    let url = host.serve_tagged("tagged.jpg", "image/jpeg", blue, Some("\"v1\""));
+    let (token, app_id, url) = account_and_tagged_picture(&app, &host).await;
     let other = host.serve("other.jpg", "image/jpeg", jpeg(64, 64, [200, 0, 0]));
 
     assert_eq!(app.update_head_img(&token, &app_id, &url).await["ret"], 200);
@@ -527,9 +533,7 @@ async fn a_url_asked_again_is_revalidated_by_its_etag() {
 async fn a_304_after_an_update_that_went_first_is_a_change() {
     let app = spawn_app().await;
     let host = ImageHost::start().await;
-    let (token, app_id) = account(&app).await;
-    let blue = jpeg(64, 64, [10, 120, 230]);
-    let url = host.serve_tagged("tagged.jpg", "image/jpeg", blue, Some("\"v1\""));
+    let (token, app_id, url) = account_and_tagged_picture(&app, &host).await;
     assert_eq!(app.update_head_img(&token, &app_id, &url).await["ret"], 200);
     let tagged = avatar_base(&app.profile(&token, &app_id).await);
     let history = app.history_len(&app_id).await;
