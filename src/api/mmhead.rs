@@ -73,22 +73,21 @@ fn parse(id: &str, size: &str) -> Option<(AvatarId, AvatarSize)> {
 
 /// The answer for one avatar variant, given the request's headers.
 ///
-/// A variant in memory is answered on the spot. The store's futures are large,
-/// and each layer between the connection and here (panic guard, span, request
-/// context) would copy them on every read, so they are boxed on the way to the
-/// store only.
+/// The store's futures are large, and each layer between the connection and
+/// here (panic guard, span, request context) would copy them on every read, so
+/// they are boxed on the way to the store only.
 pub async fn answer(
     state: &Services,
     id: AvatarId,
     size: AvatarSize,
     headers: &HeaderMap,
 ) -> Response {
-    let etag = etag(id, size);
-    let revalidating = matches_if_none_match(headers, etag.as_bytes());
-    let location = state.storage.public_url(id, size);
     match state.storage.variant_in_memory(id, size) {
-        Some(jpeg) => found(revalidating, location, etag, jpeg),
+        Some(jpeg) => answer_in_memory(state, id, size, headers, jpeg),
         None => {
+            let etag = etag(id, size);
+            let revalidating = matches_if_none_match(headers, etag.as_bytes());
+            let location = state.storage.public_url(id, size);
             Box::pin(answer_from_store(
                 state,
                 id,
@@ -100,6 +99,19 @@ pub async fn answer(
             .await
         }
     }
+}
+
+/// The answer for a variant whose bytes are in memory: at once, no store asked.
+pub fn answer_in_memory(
+    state: &Services,
+    id: AvatarId,
+    size: AvatarSize,
+    headers: &HeaderMap,
+    jpeg: Bytes,
+) -> Response {
+    let etag = etag(id, size);
+    let revalidating = matches_if_none_match(headers, etag.as_bytes());
+    found(revalidating, state.storage.public_url(id, size), etag, jpeg)
 }
 
 async fn answer_from_store(

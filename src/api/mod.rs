@@ -221,9 +221,18 @@ impl Served {
             && matches!(*request.method(), Method::GET | Method::HEAD)
             && let Some((id, size)) = mmhead::from_path(request.uri().path())
         {
-            return middleware::in_context(request, Some(mmhead::ROUTE), |request| async move {
-                mmhead::answer(state, id, size, request.headers()).await
-            })
+            // The map lookup recovers a poisoned lock: nothing before the
+            // context's panic guard can panic.
+            if let Some(jpeg) = state.storage.variant_in_memory(id, size) {
+                return middleware::in_context_now(&request, mmhead::ROUTE, || {
+                    mmhead::answer_in_memory(state, id, size, request.headers(), jpeg)
+                });
+            }
+            return Box::pin(middleware::in_context(
+                request,
+                Some(mmhead::ROUTE),
+                |request| async move { mmhead::answer(state, id, size, request.headers()).await },
+            ))
             .await;
         }
         let mut request = request.map(Body::new);
