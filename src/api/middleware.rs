@@ -111,8 +111,9 @@ where
 }
 
 /// The same context around an answer that is ready at once (an avatar from
-/// memory). Without a future to build, move and poll, this cost about 1 µs
-/// less per avatar read than `in_context` (bench row 5, 8 µs a read).
+/// memory). With no future to build, move and poll, and the id on the stack,
+/// an avatar read took 0.3–0.4 µs less user CPU than in `in_context` (of about
+/// 8 µs in all, bench row 5).
 pub fn in_context_now<B>(
     request: &http::Request<B>,
     route: &str,
