@@ -72,10 +72,6 @@ fn parse(id: &str, size: &str) -> Option<(AvatarId, AvatarSize)> {
 }
 
 /// The answer for one avatar variant, given the request's headers.
-///
-/// The store's futures are large, and each layer between the connection and
-/// here (panic guard, span, request context) would copy them on every read, so
-/// they are boxed on the way to the store only.
 pub async fn answer(
     state: &Services,
     id: AvatarId,
@@ -84,20 +80,7 @@ pub async fn answer(
 ) -> Response {
     match state.storage.variant_in_memory(id, size) {
         Some(jpeg) => answer_in_memory(state, id, size, headers, jpeg),
-        None => {
-            let etag = etag(id, size);
-            let revalidating = matches_if_none_match(headers, etag.as_bytes());
-            let location = state.storage.public_url(id, size);
-            Box::pin(answer_from_store(
-                state,
-                id,
-                size,
-                revalidating,
-                location,
-                etag,
-            ))
-            .await
-        }
+        None => answer_from_store(state, id, size, headers).await,
     }
 }
 
@@ -114,7 +97,24 @@ pub fn answer_in_memory(
     found(revalidating, state.storage.public_url(id, size), etag, jpeg)
 }
 
-async fn answer_from_store(
+/// The answer for a variant not in memory: the store is asked.
+///
+/// The store's futures are large, and each layer between the connection and
+/// here (panic guard, span, request context) would copy them on every read, so
+/// they are boxed here, on the way to the store only.
+pub async fn answer_from_store(
+    state: &Services,
+    id: AvatarId,
+    size: AvatarSize,
+    headers: &HeaderMap,
+) -> Response {
+    let etag = etag(id, size);
+    let revalidating = matches_if_none_match(headers, etag.as_bytes());
+    let location = state.storage.public_url(id, size);
+    Box::pin(read_store(state, id, size, revalidating, location, etag)).await
+}
+
+async fn read_store(
     state: &Services,
     id: AvatarId,
     size: AvatarSize,

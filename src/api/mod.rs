@@ -221,8 +221,8 @@ impl Served {
             && matches!(*request.method(), Method::GET | Method::HEAD)
             && let Some((id, size)) = mmhead::from_path(request.uri().path())
         {
-            // The map lookup recovers a poisoned lock: nothing before the
-            // context's panic guard can panic.
+            // Looked up once, before the context: the map lookup recovers a
+            // poisoned lock, so nothing outside the panic guard can panic.
             if let Some(jpeg) = state.storage.variant_in_memory(id, size) {
                 return middleware::in_context_now(&request, mmhead::ROUTE, || {
                     mmhead::answer_in_memory(state, id, size, request.headers(), jpeg)
@@ -231,7 +231,9 @@ impl Served {
             return Box::pin(middleware::in_context(
                 request,
                 Some(mmhead::ROUTE),
-                |request| async move { mmhead::answer(state, id, size, request.headers()).await },
+                |request| async move {
+                    mmhead::answer_from_store(state, id, size, request.headers()).await
+                },
             ))
             .await;
         }
