@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::helpers::{Setup, spawn_app, spawn_app_with};
+use crate::helpers::{Setup, ask_subscribers_every_time, spawn_app, spawn_app_with};
 use crate::image_host::ImageHost;
 
 #[derive(Clone, Default)]
@@ -60,6 +60,7 @@ async fn finish_lines_name_route_ret_and_code_and_never_the_token_or_the_picture
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(captured.clone())
         .finish();
+    ask_subscribers_every_time();
     let _default = tracing::subscriber::set_default(subscriber);
 
     let app = spawn_app().await;
@@ -158,6 +159,7 @@ async fn the_start_line_names_the_data_and_a_loopback_public_url_beyond_loopback
         .with_max_level(tracing::Level::INFO)
         .with_writer(captured.clone())
         .finish();
+    ask_subscribers_every_time();
     let _default = tracing::subscriber::set_default(subscriber);
 
     // Listening on every address (nothing is sent to it), links on loopback.
@@ -211,6 +213,7 @@ async fn the_start_line_names_the_data_and_a_loopback_public_url_beyond_loopback
         .json()
         .with_writer(quiet.clone())
         .finish();
+    ask_subscribers_every_time();
     let _default = tracing::subscriber::set_default(subscriber);
     let _local = spawn_app().await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -234,6 +237,7 @@ async fn avatar_reads_answered_ahead_of_the_router_keep_their_request_id_and_rou
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(captured.clone())
         .finish();
+    ask_subscribers_every_time();
     let _default = tracing::subscriber::set_default(subscriber);
 
     let app = spawn_app().await;

@@ -56,6 +56,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(setup: Setup) -> TestApp {
+    ask_subscribers_every_time();
     let (temp, data_dir) = match setup.data_dir {
         Some(dir) => (None, dir),
         None => {
@@ -255,4 +256,41 @@ impl TestData {
     pub fn store(&self) -> BlobStore {
         open_storage(&self.settings).unwrap()
     }
+}
+
+/// Log lines are captured by a subscriber scoped to one test (`logs.rs`), while
+/// tests run side by side. tracing remembers for each call site whether any
+/// subscriber wants it, and a call site first reached while no subscriber is
+/// alive is remembered as wanted by none: it then stays silent for a capturing
+/// test that starts a moment later (its request-id span went missing about one
+/// run in three). A global subscriber that always asks keeps every call site at
+/// "ask the thread's subscriber each time".
+pub fn ask_subscribers_every_time() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(AskEachTime);
+    });
+}
+
+/// Wants nothing itself, but asks to be asked about every call site.
+struct AskEachTime;
+
+impl tracing::Subscriber for AskEachTime {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
