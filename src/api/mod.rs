@@ -15,6 +15,7 @@ pub mod not_implemented;
 pub mod openapi;
 mod personal;
 mod tools;
+mod unread_body;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -214,7 +215,7 @@ impl Served {
     /// the one and recording the other.
     pub async fn answer<B>(self, request: axum::http::Request<B>, peer: SocketAddr) -> Response
     where
-        B: HttpBody<Data = Bytes> + Send + 'static,
+        B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<axum::BoxError>,
     {
         if let Some(state) = &self.0.avatars
@@ -237,11 +238,14 @@ impl Served {
             ))
             .await;
         }
-        let mut request = request.map(Body::new);
+        let (parts, body) = request.into_parts();
+        let (body, read) = unread_body::watch(body);
+        let mut request = axum::http::Request::from_parts(parts, Body::new(body));
         request.extensions_mut().insert(ConnectInfo(peer));
         // Boxed, so that the router's large future does not size every
         // avatar read's. A Router is always ready: no poll_ready needed.
-        let Ok(response) = Box::pin(self.0.router.clone().call(request)).await;
+        let Ok(mut response) = Box::pin(self.0.router.clone().call(request)).await;
+        read.close_if_unread(&mut response);
         response
     }
 }

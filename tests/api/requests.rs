@@ -538,3 +538,68 @@ async fn unicode_urls_fail_for_real_reasons_and_change_nothing() {
         before
     );
 }
+
+/// A body refused unread (its Content-Length is over the limit) stays on the
+/// connection, so the server cannot use the connection again. It must say so
+/// in the answer (`Connection: close`): a client that sent its next request on
+/// the connection would find it closed unanswered (`IncompleteMessage`), and a
+/// POST is not retried. A body read to its end keeps the connection open.
+#[tokio::test]
+async fn a_body_refused_unread_is_answered_with_connection_close() {
+    use tokio::io::AsyncWriteExt;
+
+    let w = world().await;
+    let address = w.app.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let post = |length: usize| {
+        format!(
+            "POST /gewe/v2/api/personal/getProfile HTTP/1.1\r\nhost: test\r\n\
+             x-gewe-token: {}\r\ncontent-type: application/json\r\n\
+             content-length: {length}\r\n\r\n",
+            w.token
+        )
+    };
+
+    let body = json!({"appId": w.app_id}).to_string();
+    let read = format!("{}{body}", post(body.len()));
+    stream.write_all(read.as_bytes()).await.unwrap();
+    let answer = read_head(&mut stream).await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(!answer.contains("\r\nconnection: close\r\n"), "{answer}");
+
+    stream.write_all(post(2_000_000).as_bytes()).await.unwrap();
+    // Past the limit, but not all of it: the rest never comes.
+    stream.write_all(&vec![b'a'; 300_000]).await.unwrap();
+    let answer = read_head(&mut stream).await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+}
+
+/// The status line and headers of the next answer on `stream`, lowercased;
+/// the body, if any, is read past and left out.
+async fn read_head(stream: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = async {
+        while !seen.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => seen.push(byte[0]),
+            }
+        }
+        let head = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        let _ = stream.read_exact(&mut body).await;
+        head
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("answered within the deadline")
+}
