@@ -82,6 +82,9 @@ pub struct Settings {
     /// Connections served at once; more are closed as soon as they are accepted.
     /// 0: as many as the open-files limit allows, less a reserve.
     pub max_connections: usize,
+    /// Threads that serve accepted connections, each with its own epoll; 0
+    /// means one per CPU core.
+    pub http_threads: usize,
     /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
     pub shutdown_grace_ms: u64,
     /// Seconds a login QR stays valid (`GEWE_LOGIN_QR_TTL_SECS`).
@@ -158,13 +161,15 @@ impl std::fmt::Debug for OperatorKey {
 }
 
 /// How the listener treats connections (see the `*_timeout_ms`,
-/// `max_connections` and `shutdown_grace_ms` settings).
+/// `max_connections`, `http_threads` and `shutdown_grace_ms` settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     /// `None`: derived from the open-files limit at start.
     pub max_connections: Option<usize>,
+    /// Threads serving connections (at least one).
+    pub http_threads: usize,
     pub shutdown_grace: Duration,
 }
 
@@ -451,6 +456,7 @@ impl Default for Settings {
             header_timeout_ms: 20_000,
             body_timeout_ms: 20_000,
             max_connections: 0,
+            http_threads: 0,
             shutdown_grace_ms: 30_000,
             login_qr_ttl_secs: 240,
             login_scan: ScanMode::Auto,
@@ -860,6 +866,10 @@ impl Settings {
             header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
             body_timeout: Duration::from_millis(self.body_timeout_ms.max(1)),
             max_connections: (self.max_connections > 0).then_some(self.max_connections),
+            http_threads: match self.http_threads {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                threads => threads,
+            },
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
         }
     }

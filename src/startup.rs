@@ -1,6 +1,7 @@
 //! Builds the application from settings: database, blob store, fetcher, router.
 
 pub mod allocator;
+mod connection_threads;
 mod listener;
 
 use std::future::Future;
@@ -26,6 +27,7 @@ use crate::fetch::Fetcher;
 use crate::operator;
 use crate::repo::{PgRepo, SqliteRepo};
 use crate::storage::BlobStore;
+use connection_threads::ConnectionThreads;
 
 /// Whether opening the data may create it: `gewe serve`, `gewe token create`
 /// and `gewe restore` may start from nothing; commands that read data refuse a
@@ -487,6 +489,7 @@ impl Application {
             database = %self.database,
             data_dir = %self.data_dir,
             max_connections,
+            http_threads = self.limits.http_threads,
             "gewe-server listening"
         );
         if let Some(warning) = public_url_warning(self.local_addr, &self.public_url) {
@@ -502,6 +505,10 @@ impl Application {
                 "operator API on: /operator/* with X-GEWE-OPERATOR-KEY; GeWe calls are journaled"
             );
         }
+        // Both listeners' connections are served on these threads, and database
+        // or outgoing connections a request opened belong to their runtimes:
+        // they outlive the dispatcher's last writes.
+        let threads = Arc::new(ConnectionThreads::start(self.limits.http_threads)?);
         // The callback dispatcher, the metrics listener and the blob sweep run
         // as long as the server does.
         let dispatcher = self.dispatcher.start();
@@ -512,6 +519,7 @@ impl Application {
             tokio::spawn(listener::serve(
                 metrics_listener,
                 api::Served::routed(api::metrics_router(self.state.clone())),
+                threads.clone(),
                 self.limits,
                 METRICS_MAX_CONNECTIONS,
                 std::future::pending(),
@@ -530,6 +538,7 @@ impl Application {
                 ),
                 self.state,
             ),
+            threads.clone(),
             self.limits,
             max_connections,
             shutdown,
@@ -539,6 +548,7 @@ impl Application {
         for task in [metrics, sweeper].into_iter().flatten() {
             task.abort();
         }
+        drop(threads);
         served
     }
 }

@@ -7,7 +7,8 @@
 //! `max_connections` are served at once (more are closed as soon as they are
 //! accepted, so they cannot queue behind the stalled ones), accept errors such as
 //! EMFILE back off instead of spinning, and shutdown waits for in-flight requests
-//! only as long as the grace period.
+//! only as long as the grace period. Accepted connections are served, requests
+//! and all, on the connection threads (`connection_threads`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 
+use super::connection_threads::ConnectionThreads;
 use crate::api::{CloseConnection, Served};
 use crate::config::ConnectionLimits;
 
@@ -51,6 +53,7 @@ pub fn connection_cap(limits: &ConnectionLimits, open_files: Option<u64>) -> usi
 pub async fn serve(
     listener: TcpListener,
     served: Served,
+    threads: Arc<ConnectionThreads>,
     limits: ConnectionLimits,
     max_connections: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -68,6 +71,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true)
         .half_close(true);
+    let http = Arc::new(http);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -89,13 +93,13 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let served = served.clone();
-        let service =
-            hyper::service::service_fn(move |request| route(served.clone(), request, peer));
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let (served, http) = (served.clone(), http.clone());
         let (key, stop) = open.add();
-        let open = open.clone();
-        tokio::spawn(async move {
+        let serving = open.clone();
+        let handed_over = threads.hand_over(stream, move |stream| async move {
+            let service =
+                hyper::service::service_fn(move |request| route(served.clone(), request, peer));
+            let connection = http.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             let ended = tokio::select! {
                 biased;
@@ -108,9 +112,13 @@ pub async fn serve(
             if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            open.remove(key);
+            serving.remove(key);
             drop(slot);
         });
+        if let Err(e) = handed_over {
+            tracing::warn!(%peer, error = %e, "connection dropped: not handed to a thread");
+            open.remove(key);
+        }
     }
     drop(listener);
     tracing::info!("shutdown requested; finishing in-flight requests");
@@ -244,12 +252,14 @@ mod tests {
             header_timeout: GRACE,
             body_timeout: GRACE,
             max_connections: None,
+            http_threads: 1,
             shutdown_grace: GRACE,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             listener,
             Served::routed(router),
+            Arc::new(ConnectionThreads::start(2).unwrap()),
             limits,
             16,
             async move {
