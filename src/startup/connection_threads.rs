@@ -40,11 +40,9 @@ struct ConnectionThread {
 
 impl ConnectionThreads {
     /// Starts `count` threads (at least one). They log where the caller logs:
-    /// its thread's subscriber if it set one, else the global one (even one
-    /// set later).
+    /// its thread's subscriber if it set one, else the global one.
     pub fn start(count: usize) -> std::io::Result<Self> {
         let logs = tracing::dispatcher::get_default(Clone::clone);
-        let scoped = !logs.is::<tracing::subscriber::NoSubscriber>();
         let threads = (0..count.max(1))
             .map(|index| {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -57,7 +55,7 @@ impl ConnectionThreads {
                 std::thread::Builder::new()
                     .name(format!("gewe-http-{index}"))
                     .spawn(move || {
-                        let _logs = scoped.then(|| tracing::dispatcher::set_default(&logs));
+                        let _logs = tracing::dispatcher::set_default(&logs);
                         runtime.block_on(async move {
                             while let Some(job) = queue.recv().await {
                                 serve_here(job);

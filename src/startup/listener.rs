@@ -252,14 +252,14 @@ mod tests {
             header_timeout: GRACE,
             body_timeout: GRACE,
             max_connections: None,
-            http_threads: 1,
+            http_threads: 2,
             shutdown_grace: GRACE,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             listener,
             Served::routed(router),
-            Arc::new(ConnectionThreads::start(2).unwrap()),
+            Arc::new(ConnectionThreads::start(limits.http_threads).unwrap()),
             limits,
             16,
             async move {
